@@ -1,0 +1,1 @@
+// Assembly-level attributes of Linformer.MLNet live here.
