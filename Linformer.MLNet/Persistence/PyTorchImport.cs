@@ -1,0 +1,334 @@
+using System.Text.Json;
+using Linformer.MLNet.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet.Persistence;
+
+/// <summary>
+/// Brings models trained with the Python library <c>linformer-pytorch</c> (0.19.x) into .NET: its constructor
+/// arguments become <see cref="LinformerEncoderOptions"/>, and its state dict (saved as safetensors) is loaded by
+/// the seed's parameter names into a <see cref="LinformerEncoder"/>.
+/// </summary>
+public static class PyTorchImport
+{
+    private static readonly HashSet<string> LinformerArguments = new(StringComparer.Ordinal)
+    {
+        "input_size", "channels", "dim_k", "dim_ff", "dim_d", "dropout_ff", "nhead", "depth", "dropout", "activation",
+        "checkpoint_level", "parameter_sharing", "k_reduce_by_layer", "full_attention", "include_ff",
+        "w_o_intermediate_dim", "decoder_mode", "causal", "method", "ff_intermediate",
+    };
+
+    private static readonly HashSet<string> LanguageModelArguments = new(LinformerArguments, StringComparer.Ordinal)
+    {
+        "num_tokens", "emb_dim", "return_emb",
+    };
+
+    /// <summary>
+    /// Translates the seed's constructor arguments into options, with the seed's defaults for omitted ones.
+    /// </summary>
+    /// <param name="className"><c>Linformer</c> (float sequences) or <c>LinformerLM</c> (token ids; needs <c>return_emb=True</c>).</param>
+    /// <param name="kwargs">The keyword arguments, as JSON values.</param>
+    /// <exception cref="ArgumentException">An unknown class or argument, an argument of the wrong type, or one this library cannot honour
+    /// (<c>causal</c>, <c>decoder_mode</c>, <c>ff_intermediate</c>, <c>return_emb=False</c>); the message names it.</exception>
+    public static LinformerEncoderOptions OptionsFromSeedArguments(string className, IReadOnlyDictionary<string, JsonElement> kwargs)
+    {
+        ArgumentNullException.ThrowIfNull(kwargs);
+        bool lm = className switch
+        {
+            "Linformer" => false,
+            "LinformerLM" => true,
+            _ => throw new ArgumentException($"Unknown linformer-pytorch class '{className}'; expected 'Linformer' or 'LinformerLM'.", nameof(className)),
+        };
+        var known = lm ? LanguageModelArguments : LinformerArguments;
+        foreach (var key in kwargs.Keys)
+            if (!known.Contains(key))
+                throw new ArgumentException($"Unknown {className} argument '{key}'; known: {string.Join(", ", known.Order())}.", nameof(kwargs));
+
+        var a = new Args(className, kwargs);
+        if (a.Bool("causal", false))
+            throw new ArgumentException("causal=True cannot be honoured: Linformer's sequence-axis projection mixes future positions into every projected key and value, so the seed's causal mode leaks the future. Train a non-causal encoder instead.", nameof(kwargs));
+        if (a.Bool("decoder_mode", false))
+            throw new ArgumentException("decoder_mode=True (encoder-decoder cross attention) is not supported; import the encoder only.", nameof(kwargs));
+        if (a.NullableInt("ff_intermediate") is not null)
+            throw new ArgumentException("ff_intermediate (changing the width between layers) is not supported.", nameof(kwargs));
+        if (lm && !a.Bool("return_emb", false))
+            throw new ArgumentException("LinformerLM is imported as an encoder: it needs return_emb=True (the language-model logits head is not part of the encoder).", nameof(kwargs));
+        string checkpoint = a.String("checkpoint_level", "C0");
+        if (checkpoint is not ("C0" or "C1" or "C2"))
+            throw new ArgumentException($"checkpoint_level '{checkpoint}' must be C0, C1 or C2.", nameof(kwargs));
+
+        var sharing = a.String("parameter_sharing", "layerwise") switch
+        {
+            "none" => ParameterSharing.None,
+            "headwise" => ParameterSharing.Headwise,
+            "kv" => ParameterSharing.KeyValue,
+            "layerwise" => ParameterSharing.Layerwise,
+            var s => throw new ArgumentException($"parameter_sharing '{s}' must be one of none, headwise, kv, layerwise.", nameof(kwargs)),
+        };
+        var method = a.String("method", "learnable") switch
+        {
+            "learnable" => ProjectionMethod.Learnable,
+            "convolution" => ProjectionMethod.Convolution,
+            "no_params" => ProjectionMethod.Fixed,
+            var s => throw new ArgumentException($"method '{s}' must be one of learnable, convolution, no_params.", nameof(kwargs)),
+        };
+        var activation = a.String("activation", "gelu") switch
+        {
+            "gelu" => Activation.Gelu,
+            "relu" => Activation.Relu,
+            var s => throw new ArgumentException($"activation '{s}' must be gelu or relu.", nameof(kwargs)),
+        };
+        int reduce = a.Int("k_reduce_by_layer", 0);
+        // The seed hands one layerwise projection, built for dim_k, to every layer: k_reduce_by_layer has no effect there.
+        if (sharing == ParameterSharing.Layerwise) reduce = 0;
+
+        return new LinformerEncoderOptions
+        {
+            SequenceLength = a.RequiredInt("input_size"),
+            Channels = a.RequiredInt("channels"),
+            ProjectedLength = lm ? a.Int("dim_k", 64) : a.RequiredInt("dim_k"),
+            FeedForwardSize = a.Int("dim_ff", lm ? 1024 : 256),
+            HeadWidth = a.NullableInt("dim_d"),
+            FeedForwardDropout = a.Double("dropout_ff", lm ? 0.1 : 0.15),
+            Heads = a.Int("nhead", 4),
+            Depth = a.Int("depth", lm ? 2 : 1),
+            Dropout = a.Double("dropout", lm ? 0.05 : 0.1),
+            Activation = activation,
+            Sharing = sharing,
+            ProjectedLengthReductionPerLayer = reduce,
+            ProjectionMethod = method,
+            FullAttention = a.Bool("full_attention", false),
+            IncludeFeedForward = a.Bool("include_ff", true),
+            OutputIntermediateSize = a.NullableInt("w_o_intermediate_dim"),
+            NormPlacement = NormPlacement.PostNorm,
+            VocabularySize = lm ? a.RequiredInt("num_tokens") : null,
+            EmbeddingSize = lm ? a.NullableInt("emb_dim") : null,
+            PositionEmbedding = lm ? Modules.PositionEmbedding.Sinusoidal : Modules.PositionEmbedding.None,
+        }.Validate();
+    }
+
+    /// <summary>Builds an encoder for <paramref name="options"/> and loads a seed state dict from a safetensors file.</summary>
+    /// <exception cref="InvalidDataException">The file is invalid, or a tensor is missing, unexpected or of the wrong shape.</exception>
+    public static LinformerEncoder LoadEncoder(LinformerEncoderOptions options, string weightsPath)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var state = SafeTensors.Read(weightsPath);
+        var encoder = new LinformerEncoder(options);
+        try
+        {
+            LoadSeedStateDict(encoder, state, Path.GetFileName(weightsPath));
+            return encoder;
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Copies a <c>linformer-pytorch</c> state dict (the seed's parameter names) into <paramref name="encoder"/>.
+    /// Strict: every parameter must be present with the right shape, no unknown tensor may remain, and
+    /// copies of a shared projection must be equal.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, unexpected, of the wrong shape, or shared copies differ.</exception>
+    public static void LoadSeedStateDict(LinformerEncoder encoder, IReadOnlyDictionary<string, Tensor> state, string source = "state dict")
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentNullException.ThrowIfNull(state);
+        var o = encoder.Options;
+        if (o.ProjectionMethod == ProjectionMethod.Fixed && !o.FullAttention)
+            throw new InvalidDataException("linformer-pytorch does not save its 'no_params' projection matrices, so weights trained with method='no_params' cannot be reproduced from a state dict.");
+        var loader = new StateLoader(state, source);
+        string root = o.UsesTokens ? (o.EffectiveEmbeddingSize != o.Channels ? "linformer.fn." : "linformer.") : "";
+        int h = o.Heads, d = o.EffectiveHeadWidth;
+        long hd = (long)h * d;
+
+        using var noGrad = no_grad();
+        if (o.UsesTokens)
+        {
+            loader.Copy("to_token_emb.weight", encoder.TokenEmbedding!.weight!);
+            loader.Ignore("pos_emb.inv_freq");   // recomputed; a buffer of the seed
+            if (encoder.ProjectIn is not null)
+            {
+                loader.Copy("linformer.project_in.weight", encoder.ProjectIn.weight!);
+                loader.Copy("linformer.project_in.bias", encoder.ProjectIn.bias!);
+                loader.Copy("linformer.project_out.weight", encoder.ProjectOut!.weight!);
+                loader.Copy("linformer.project_out.bias", encoder.ProjectOut!.bias!);
+            }
+        }
+
+        var loadedProjections = new HashSet<SequenceProjection>(ReferenceEqualityComparer.Instance);
+        var layers = encoder.Layers;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var layer = layers[i];
+            var attention = layer.Attention;
+            string a = $"{root}seq.{(o.IncludeFeedForward ? 2 * i : i)}.";
+            var qkv = attention.Qkv.weight!;                                  // (3·H·D, C)
+            for (int head = 0; head < h; head++)
+            {
+                loader.Copy($"{a}fn.to_q.{head}.weight", qkv.narrow(0, head * d, d));
+                loader.Copy($"{a}fn.to_k.{head}.weight", qkv.narrow(0, hd + head * d, d));
+                loader.Copy($"{a}fn.to_v.{head}.weight", qkv.narrow(0, 2 * hd + head * d, d));
+            }
+            if (attention.Output is not null)
+            {
+                loader.Copy($"{a}fn.w_o.weight", attention.Output.weight!);
+                loader.Copy($"{a}fn.w_o.bias", attention.Output.bias!);
+            }
+            else
+            {
+                loader.Copy($"{a}fn.w_o_1.weight", attention.Output1!.weight!);
+                loader.Copy($"{a}fn.w_o_1.bias", attention.Output1!.bias!);
+                loader.Copy($"{a}fn.w_o_2.weight", attention.Output2!.weight!);
+                loader.Copy($"{a}fn.w_o_2.bias", attention.Output2!.bias!);
+            }
+            loader.Copy($"{a}norm.weight", layer.AttentionNorm.weight!);
+            loader.Copy($"{a}norm.bias", layer.AttentionNorm.bias!);
+
+            for (int head = 0; head < h; head++)
+            {
+                foreach (var (which, projection) in new[] { ("E", attention.KeyProjection), ("F", attention.ValueProjection) })
+                {
+                    string prefix = $"{a}fn.heads.{head}.{which}.";
+                    if (projection is null)
+                    {
+                        loader.IgnorePrefix(prefix);   // full attention: the seed builds E/F but never uses them
+                        continue;
+                    }
+                    int group = projection.Groups == 1 ? 0 : head;
+                    // The first place that uses a shared projection loads it; every other copy must be equal.
+                    bool first = projection.Groups == 1 ? loadedProjections.Add(projection) : true;
+                    loader.CopyProjection(prefix, projection, group, verifyOnly: !first);
+                }
+            }
+
+            if (layer.FeedForwardBlock is { } ff)
+            {
+                string f = $"{root}seq.{2 * i + 1}.";
+                loader.Copy($"{f}fn.w_1.weight", ff.W1.weight!);
+                loader.Copy($"{f}fn.w_1.bias", ff.W1.bias!);
+                loader.Copy($"{f}fn.w_2.weight", ff.W2.weight!);
+                loader.Copy($"{f}fn.w_2.bias", ff.W2.bias!);
+                loader.Copy($"{f}norm.weight", layer.FeedForwardNorm!.weight!);
+                loader.Copy($"{f}norm.bias", layer.FeedForwardNorm!.bias!);
+            }
+        }
+        loader.ThrowOnUnused();
+    }
+
+    private sealed class StateLoader(IReadOnlyDictionary<string, Tensor> state, string source)
+    {
+        private readonly HashSet<string> used = new(StringComparer.Ordinal);
+
+        public Tensor Get(string key, long[] expectedShape)
+        {
+            if (!state.TryGetValue(key, out var t))
+                throw new InvalidDataException($"{source}: missing tensor '{key}' (expected shape [{string.Join(", ", expectedShape)}]).");
+            if (!t.shape.SequenceEqual(expectedShape))
+                throw new InvalidDataException($"{source}: tensor '{key}' has shape [{string.Join(", ", t.shape)}]; the model built from the arguments expects [{string.Join(", ", expectedShape)}].");
+            if (!t.is_floating_point())
+                throw new InvalidDataException($"{source}: tensor '{key}' has dtype {t.dtype}; expected a floating-point tensor.");
+            used.Add(key);
+            return t;
+        }
+
+        public void Copy(string key, Tensor target) => target.copy_(Get(key, target.shape));
+
+        public void CopyProjection(string prefix, SequenceProjection p, int group, bool verifyOnly)
+        {
+            Tensor weightTarget, biasTarget;
+            if (p.Method == ProjectionMethod.Convolution)
+            {
+                // Ours: (G·D, D, s), bias (G·D); the seed's per head: (D, D, s), bias (D).
+                weightTarget = p.Weight.narrow(0, (long)group * p.HeadWidth, p.HeadWidth);
+                biasTarget = p.Bias!.narrow(0, (long)group * p.HeadWidth, p.HeadWidth);
+            }
+            else
+            {
+                // Ours: (G, K, N), bias (G, K); the seed's nn.Linear(N, K): (K, N), bias (K).
+                weightTarget = p.Weight[group];
+                biasTarget = p.Bias![group];
+            }
+            var w = Get(prefix + "weight", weightTarget.shape);
+            var b = Get(prefix + "bias", biasTarget.shape);
+            if (verifyOnly)
+            {
+                if (!SameValues(w, weightTarget) || !SameValues(b, biasTarget))
+                    throw new InvalidDataException($"{source}: '{prefix}weight/bias' differs from the first copy of the same shared projection; the state dict does not match the parameter_sharing argument.");
+                return;
+            }
+            weightTarget.copy_(w);
+            biasTarget.copy_(b);
+        }
+
+        private static bool SameValues(Tensor a, Tensor b)
+        {
+            using var scope = NewDisposeScope();
+            return a.to_type(b.dtype).eq(b).all().item<bool>();
+        }
+
+        public void Ignore(string key) => used.Add(key);
+
+        public void IgnorePrefix(string prefix)
+        {
+            foreach (var key in state.Keys) if (key.StartsWith(prefix, StringComparison.Ordinal)) used.Add(key);
+        }
+
+        public void ThrowOnUnused()
+        {
+            var unused = state.Keys.Where(k => !used.Contains(k)).Order().ToList();
+            if (unused.Count > 0)
+                throw new InvalidDataException($"{source}: {unused.Count} tensor(s) do not belong to the model built from the arguments: {string.Join(", ", unused.Take(10))}{(unused.Count > 10 ? ", ..." : "")}.");
+        }
+    }
+
+    private sealed class Args(string className, IReadOnlyDictionary<string, JsonElement> kwargs)
+    {
+        private JsonElement? Get(string name)
+            => kwargs.TryGetValue(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+        public int RequiredInt(string name)
+            => NullableInt(name) ?? throw new ArgumentException($"{className} argument '{name}' is required.", nameof(kwargs));
+
+        public int Int(string name, int fallback) => NullableInt(name) ?? fallback;
+
+        public int? NullableInt(string name)
+        {
+            if (Get(name) is not { } v) return null;
+            if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
+            throw new ArgumentException($"{className} argument '{name}' must be an integer; got {v.GetRawText()}.", nameof(kwargs));
+        }
+
+        public double Double(string name, double fallback)
+        {
+            if (Get(name) is not { } v) return fallback;
+            if (v.ValueKind == JsonValueKind.Number) return v.GetDouble();
+            throw new ArgumentException($"{className} argument '{name}' must be a number; got {v.GetRawText()}.", nameof(kwargs));
+        }
+
+        public bool Bool(string name, bool fallback)
+        {
+            if (Get(name) is not { } v) return fallback;
+            return v.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new ArgumentException($"{className} argument '{name}' must be true or false; got {v.GetRawText()}.", nameof(kwargs)),
+            };
+        }
+
+        public string String(string name, string fallback)
+        {
+            if (Get(name) is not { } v) return fallback;
+            if (v.ValueKind == JsonValueKind.String) return v.GetString()!;
+            throw new ArgumentException($"{className} argument '{name}' must be a string; got {v.GetRawText()}.", nameof(kwargs));
+        }
+    }
+}
