@@ -9,6 +9,10 @@ internal static class TestPaths
     /// <summary>Reference cases recorded from linformer-pytorch 0.19.3 (see Fixtures/README.md).</summary>
     public static string SeedFixtures => Path.Combine(RepositoryRoot, "Linformer.MLNet.Tests", "Fixtures", "linformer-pytorch");
 
+    /// <summary>The build configuration the tests run in (bin/&lt;configuration&gt;/net10.0/).</summary>
+    public static string Configuration { get; } =
+        Path.GetFileName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)))!;
+
     public static IEnumerable<object[]> SeedCaseNames()
         => Directory.GetDirectories(SeedFixtures).Select(d => new object[] { Path.GetFileName(d) }).OrderBy(a => (string)a[0]);
 

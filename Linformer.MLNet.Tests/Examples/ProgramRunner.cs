@@ -10,8 +10,7 @@ internal static class ProgramRunner
     /// <summary>The built dll of a project under Examples/ (same configuration as the tests).</summary>
     public static string ExampleDll(string project, string assemblyName)
     {
-        var config = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name;   // bin/<config>/net10.0/
-        var dll = Path.Combine(TestPaths.RepositoryRoot, "Examples", project, "bin", config, "net10.0", assemblyName + ".dll");
+        var dll = Path.Combine(TestPaths.RepositoryRoot, "Examples", project, "bin", TestPaths.Configuration, "net10.0", assemblyName + ".dll");
         Assert.IsTrue(File.Exists(dll), $"{dll} was not built");
         return dll;
     }

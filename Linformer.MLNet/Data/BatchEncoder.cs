@@ -1,0 +1,106 @@
+using Linformer.MLNet.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet.Data;
+
+/// <summary>A batch of rows in flat arrays: values (B·N·I floats or B·N ids) and masks (B·N, true = real).</summary>
+internal sealed class SequenceBatch
+{
+    public SequenceBatch(InputBinding binding, int capacity)
+    {
+        Binding = binding;
+        Capacity = capacity;
+        if (binding.IsTokens) Ids = new long[capacity * binding.SequenceLength];
+        else Values = new float[capacity * binding.ValuesPerRow];
+        Mask = new bool[capacity * binding.SequenceLength];
+    }
+
+    public InputBinding Binding { get; }
+    public int Capacity { get; }
+    public int Count { get; set; }
+    public float[]? Values { get; }
+    public long[]? Ids { get; }
+    public bool[] Mask { get; }
+
+    /// <summary>Reads the reader's current row into slot <see cref="Count"/> and advances it.</summary>
+    public void Add(SequenceReader reader)
+    {
+        int n = Binding.SequenceLength, v = Binding.ValuesPerRow;
+        reader.Read(Values is null ? Span<float>.Empty : Values.AsSpan(Count * v, v),
+                    Ids is null ? Span<long>.Empty : Ids.AsSpan(Count * n, n),
+                    Mask.AsSpan(Count * n, n));
+        Count++;
+    }
+
+    /// <summary>Tensors of the first <see cref="Count"/> rows on <paramref name="device"/>: input (B, N, I) or (B, N), mask (B, N) or null when nothing is padded.</summary>
+    public (Tensor input, Tensor? mask) ToTensors(Device device)
+    {
+        int n = Binding.SequenceLength;
+        Tensor input = Ids is not null
+            ? tensor(Ids.AsSpan(0, Count * n).ToArray(), new long[] { Count, n }, int64)
+            : tensor(Values!.AsSpan(0, Count * Binding.ValuesPerRow).ToArray(), new long[] { Count, n, Binding.Channels }, float32);
+        bool padded = Array.IndexOf(Mask, false, 0, Count * n) >= 0;
+        Tensor? mask = padded ? tensor(Mask.AsSpan(0, Count * n).ToArray(), new long[] { Count, n }, @bool) : null;
+        if (device.type != DeviceType.CPU)
+        {
+            input = input.to(device);
+            mask = mask?.to(device);
+        }
+        return (input, mask);
+    }
+}
+
+/// <summary>
+/// Runs the network on batches for Transform and PredictionEngine: eval mode, no gradients, one forward per batch.
+/// Thread-safe: it holds no per-call state, and gradient mode is set per calling thread.
+/// </summary>
+internal sealed class BatchEncoder
+{
+    private readonly LinformerNetwork network;
+    private readonly Device device;
+
+    public BatchEncoder(LinformerNetwork network, Device device, LinformerOutputKind outputKind, bool emitScores)
+    {
+        this.network = network;
+        this.device = device;
+        OutputKind = outputKind;
+        EmitScores = emitScores && network.Spec.Head != HeadKind.None;
+        network.eval();
+    }
+
+    public LinformerOutputKind OutputKind { get; }
+    public bool EmitScores { get; }
+
+    /// <summary>Floats per row of the output column.</summary>
+    public int FeatureSize => OutputKind == LinformerOutputKind.Sequence
+        ? network.Spec.Encoder.SequenceLength * network.Spec.Width
+        : network.Spec.Width;
+
+    /// <summary>Floats per row of the score column (L probabilities, or 1 regression value).</summary>
+    public int ScoreSize => network.Spec.Head == HeadKind.Classification ? network.Spec.Classes : 1;
+
+    /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
+    public void Encode(SequenceBatch batch, float[] features, float[]? scores)
+    {
+        if (batch.Count == 0) return;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (input, mask) = batch.ToTensors(device);
+        var encoded = network.forward(input, mask);                                   // (B, N, C)
+        var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
+        CopyOut(pooled, features);
+        if (EmitScores && scores is not null)
+        {
+            var head = network.Head(encoded, mask);
+            if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
+            CopyOut(head, scores);
+        }
+    }
+
+    private static void CopyOut(Tensor t, float[] destination)
+    {
+        var cpu = t.to_type(float32).cpu().contiguous();
+        cpu.data<float>().CopyTo(destination.AsSpan(0, (int)cpu.numel()));
+    }
+}

@@ -1,0 +1,110 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Linformer.MLNet.Data;
+
+/// <summary>The item type of the sequence column.</summary>
+internal enum SequenceItemKind { Single, Int32, Int64, Key }
+
+/// <summary>
+/// The checked binding of a model's input columns to a schema: the sequence column (fixed-size vector of
+/// Single, Int32, Int64 or Key&lt;UInt32&gt;) and the optional mask column (<c>Vector&lt;Boolean, N&gt;</c>).
+/// Errors use ML.NET's wording: <c>Schema mismatch for input column 'X': expected ..., got ...</c>.
+/// </summary>
+internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn)
+{
+    /// <summary>Number of values per row: N·I for floats, N for tokens.</summary>
+    public int ValuesPerRow => Kind == SequenceItemKind.Single ? SequenceLength * Channels : SequenceLength;
+
+    public bool IsTokens => Kind != SequenceItemKind.Single;
+
+    /// <summary>Binds to a schema, inferring N and the channels from the column size where not given (0).</summary>
+    public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels)
+    {
+        var col = Find(schema, column);
+        if (col.Type is not VectorDataViewType vector)
+            throw Mismatch(column, "a known-size vector of Single (float sequences) or Int32, Int64 or Key<UInt32> (token ids)", col.Type);
+        var item = vector.ItemType;
+        SequenceItemKind kind;
+        int? keyCount = null;
+        if (item == NumberDataViewType.Single) kind = SequenceItemKind.Single;
+        else if (item == NumberDataViewType.Int32) kind = SequenceItemKind.Int32;
+        else if (item == NumberDataViewType.Int64) kind = SequenceItemKind.Int64;
+        else if (item is KeyDataViewType key && key.RawType == typeof(uint))
+        {
+            kind = SequenceItemKind.Key;
+            keyCount = key.Count > int.MaxValue ? int.MaxValue : (int)key.Count;
+        }
+        else
+            throw Mismatch(column, $"Vector<Single, N·channels> or Vector<Int32|Int64|Key<UInt32>, N>", col.Type);
+        if (!vector.IsKnownSize)
+            throw Mismatch(column, $"a known-size Vector<{item}, ...>", col.Type);
+        int size = vector.Size;
+
+        int n, c;
+        if (kind == SequenceItemKind.Single)
+        {
+            (n, c) = (sequenceLength, channels) switch
+            {
+                (> 0, > 0) => (sequenceLength, channels),
+                (> 0, _) when size % sequenceLength == 0 => (sequenceLength, size / sequenceLength),
+                (_, > 0) when size % channels == 0 => (size / channels, channels),
+                (0, 0) => (size, 1),
+                _ => throw Mismatch(column, $"Vector<Single, {(sequenceLength > 0 ? sequenceLength + "·channels" : "N·" + channels)}>", col.Type),
+            };
+            if (n * c != size) throw Mismatch(column, $"Vector<Single, {n * c}> ({n} positions × {c} channels)", col.Type);
+        }
+        else
+        {
+            n = sequenceLength > 0 ? sequenceLength : size;
+            c = 0;
+            if (n != size) throw Mismatch(column, $"Vector<{item}, {n}>", col.Type);
+        }
+
+        if (maskColumn is not null)
+        {
+            var m = Find(schema, maskColumn);
+            if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType } mv || mv.Size != n)
+                throw Mismatch(maskColumn, $"Vector<Boolean, {n}>", m.Type);
+        }
+        return new InputBinding(column, kind, n, c, keyCount, maskColumn);
+    }
+
+    /// <summary>Checks that a schema offers the same columns with the same types this binding was made for.</summary>
+    public void CheckCompatible(DataViewSchema schema)
+    {
+        var col = Find(schema, Column);
+        var expected = ExpectedType();
+        if (!col.Type.Equals(expected) && !(Kind == SequenceItemKind.Key && col.Type is VectorDataViewType { ItemType: KeyDataViewType k } v
+                                            && k.RawType == typeof(uint) && v.Size == SequenceLength))
+            throw Mismatch(Column, expected.ToString()!, col.Type);
+        if (MaskColumn is not null)
+        {
+            var m = Find(schema, MaskColumn);
+            if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType } mv || mv.Size != SequenceLength)
+                throw Mismatch(MaskColumn, $"Vector<Boolean, {SequenceLength}>", m.Type);
+        }
+    }
+
+    /// <summary>The column type this binding reads.</summary>
+    public DataViewType ExpectedType() => Kind switch
+    {
+        SequenceItemKind.Single => new VectorDataViewType(NumberDataViewType.Single, SequenceLength * Channels),
+        SequenceItemKind.Int32 => new VectorDataViewType(NumberDataViewType.Int32, SequenceLength),
+        SequenceItemKind.Int64 => new VectorDataViewType(NumberDataViewType.Int64, SequenceLength),
+        _ => new VectorDataViewType(new KeyDataViewType(typeof(uint), (ulong)(KeyCount ?? int.MaxValue)), SequenceLength),
+    };
+
+    /// <summary>The input columns a cursor must activate to read sequences.</summary>
+    public IEnumerable<DataViewSchema.Column> Columns(DataViewSchema schema)
+    {
+        yield return schema[Column];
+        if (MaskColumn is not null) yield return schema[MaskColumn];
+    }
+
+    internal static DataViewSchema.Column Find(DataViewSchema schema, string name)
+        => schema.GetColumnOrNull(name) ?? throw new ArgumentOutOfRangeException("inputSchema", $"Could not find input column '{name}'.");
+
+    internal static ArgumentOutOfRangeException Mismatch(string column, string expected, DataViewType actual)
+        => new("inputSchema", $"Schema mismatch for input column '{column}': expected {expected}, got {actual}.");
+}

@@ -1,0 +1,146 @@
+using Linformer.MLNet.Modules;
+using Linformer.MLNet.Training;
+
+namespace Linformer.MLNet;
+
+public sealed partial class LinformerEstimator
+{
+    /// <summary>Defaults of <see cref="Options"/>, defined once and shared with the catalog overload.</summary>
+    public static class Defaults
+    {
+        /// <summary>Projected length k.</summary>
+        public const int ProjectedLength = 64;
+        /// <summary>Model width C.</summary>
+        public const int ModelWidth = 64;
+        /// <summary>Heads.</summary>
+        public const int Heads = 4;
+        /// <summary>Layers.</summary>
+        public const int Depth = 2;
+        /// <summary>Feed-forward width.</summary>
+        public const int FeedForwardSize = 256;
+        /// <summary>Dropout of attention and of the feed-forward block.</summary>
+        public const double Dropout = 0.1;
+        /// <summary>Training epochs.</summary>
+        public const int Epochs = 3;
+        /// <summary>Rows per batch, in training and in Transform.</summary>
+        public const int BatchSize = 16;
+        /// <summary>Peak learning rate (AdamW).</summary>
+        public const double LearningRate = 1e-3;
+        /// <summary>Share of the steps spent warming the learning rate up linearly.</summary>
+        public const double WarmupFraction = 0.1;
+        /// <summary>AdamW weight decay.</summary>
+        public const double WeightDecay = 0.01;
+        /// <summary>Largest gradient norm before clipping.</summary>
+        public const double GradientClipNorm = 1.0;
+        /// <summary>Seed when the MLContext has none.</summary>
+        public const int Seed = 1;
+        /// <summary>Share of positions masked by the self-supervised objectives (the paper's 15%).</summary>
+        public const double MaskingProbability = 0.15;
+    }
+
+    /// <summary>Every setting of the Linformer transform: columns, encoder, output and training.</summary>
+    public sealed class Options
+    {
+        // Columns
+
+        /// <summary>Name of the output column (the encoding).</summary>
+        public string OutputColumnName { get; set; } = "Features";
+        /// <summary>Name of the input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>. Null means <see cref="OutputColumnName"/>.</summary>
+        public string? InputColumnName { get; set; }
+        /// <summary>Optional <c>Vector&lt;Boolean, N&gt;</c> column; true marks a real position, false padding.</summary>
+        public string? MaskColumnName { get; set; }
+        /// <summary>Token id that marks padding when there is no mask column (token input only).</summary>
+        public int? PaddingTokenId { get; set; }
+        /// <summary>Label column: Key or Boolean → classification head (cross-entropy); Single → regression head (MSE); null → self-supervised training.</summary>
+        public string? LabelColumnName { get; set; }
+        /// <summary>If set, the head's output is emitted in this column: class probabilities <c>Vector&lt;Single, L&gt;</c> or a regression <c>Single</c>.</summary>
+        public string? ScoreColumnName { get; set; }
+
+        // Shape of the input
+
+        /// <summary>Sequence length N; 0 infers it from the column size (token input) or from <see cref="Channels"/>.</summary>
+        public int SequenceLength { get; set; }
+        /// <summary>Channels per position of float input; 0 infers from <see cref="SequenceLength"/> (or 1 when both are 0).</summary>
+        public int Channels { get; set; }
+        /// <summary>Vocabulary size of token input; 0 takes the key count of a Key column (required for Int32/Int64 columns).</summary>
+        public int VocabularySize { get; set; }
+
+        // Encoder
+
+        /// <summary>Model width C (for float input with other channel counts a linear map brings positions to C).</summary>
+        public int ModelWidth { get; set; } = Defaults.ModelWidth;
+        /// <summary>Projected length k (the seed's <c>dim_k</c>).</summary>
+        public int ProjectedLength { get; set; } = Defaults.ProjectedLength;
+        /// <summary>Heads (<c>nhead</c>).</summary>
+        public int Heads { get; set; } = Defaults.Heads;
+        /// <summary>Layers (<c>depth</c>).</summary>
+        public int Depth { get; set; } = Defaults.Depth;
+        /// <summary>Feed-forward width (<c>dim_ff</c>).</summary>
+        public int FeedForwardSize { get; set; } = Defaults.FeedForwardSize;
+        /// <summary>Head width (<c>dim_d</c>); null = C / heads.</summary>
+        public int? HeadWidth { get; set; }
+        /// <summary>Attention dropout (<c>dropout</c>).</summary>
+        public double Dropout { get; set; } = Defaults.Dropout;
+        /// <summary>Feed-forward dropout (<c>dropout_ff</c>).</summary>
+        public double FeedForwardDropout { get; set; } = Defaults.Dropout;
+        /// <summary>Feed-forward activation.</summary>
+        public Activation Activation { get; set; } = Activation.Gelu;
+        /// <summary>Sharing of E and F (<c>parameter_sharing</c>).</summary>
+        public ParameterSharing Sharing { get; set; } = ParameterSharing.Layerwise;
+        /// <summary>How E and F project (<c>method</c>).</summary>
+        public ProjectionMethod ProjectionMethod { get; set; } = ProjectionMethod.Learnable;
+        /// <summary>k shrinks by this per layer (<c>k_reduce_by_layer</c>).</summary>
+        public int ProjectedLengthReductionPerLayer { get; set; }
+        /// <summary>Plain softmax attention instead of Linformer (<c>full_attention</c>), for comparison.</summary>
+        public bool FullAttention { get; set; }
+        /// <summary>Feed-forward blocks (<c>include_ff</c>).</summary>
+        public bool IncludeFeedForward { get; set; } = true;
+        /// <summary>Post-norm (the seed's) or pre-norm residual blocks.</summary>
+        public NormPlacement NormPlacement { get; set; } = NormPlacement.PostNorm;
+        /// <summary>Position embedding; null = sinusoidal for tokens, none for floats.</summary>
+        public PositionEmbedding? PositionEmbedding { get; set; }
+
+        // Output
+
+        /// <summary>What the output column holds: the mean-pooled encoding (default), the first position, or the whole sequence.</summary>
+        public LinformerOutputKind OutputKind { get; set; } = LinformerOutputKind.MeanPooled;
+
+        // Training
+
+        /// <summary>Training epochs; 0 = no training (featurise with the initial weights).</summary>
+        public int Epochs { get; set; } = Defaults.Epochs;
+        /// <summary>Rows per batch in training and in Transform.</summary>
+        public int BatchSize { get; set; } = Defaults.BatchSize;
+        /// <summary>Peak learning rate of AdamW.</summary>
+        public double LearningRate { get; set; } = Defaults.LearningRate;
+        /// <summary>Share of steps for linear warm-up.</summary>
+        public double WarmupFraction { get; set; } = Defaults.WarmupFraction;
+        /// <summary>Decay after warm-up.</summary>
+        public LearningRateDecay LearningRateDecay { get; set; } = LearningRateDecay.Linear;
+        /// <summary>AdamW weight decay.</summary>
+        public double WeightDecay { get; set; } = Defaults.WeightDecay;
+        /// <summary>Gradient-norm clipping; 0 disables it.</summary>
+        public double GradientClipNorm { get; set; } = Defaults.GradientClipNorm;
+        /// <summary>Seed used when the MLContext was created without one.</summary>
+        public int Seed { get; set; } = Defaults.Seed;
+        /// <summary>Validation rows; if null and <see cref="ValidationFraction"/> &gt; 0 a share of the training rows is held out.</summary>
+        public Microsoft.ML.IDataView? ValidationSet { get; set; }
+        /// <summary>Share of training rows held out for validation when <see cref="ValidationSet"/> is null.</summary>
+        public double ValidationFraction { get; set; }
+        /// <summary>Stop when validation loss has not improved for this many epochs (0 = never); the best epoch's weights are kept.</summary>
+        public int EarlyStoppingPatience { get; set; }
+        /// <summary>Share of positions masked by the self-supervised objectives.</summary>
+        public double MaskingProbability { get; set; } = Defaults.MaskingProbability;
+        /// <summary>Optional progress callback, called at the end of each epoch.</summary>
+        public IProgress<LinformerTrainingProgress>? Progress { get; set; }
+        /// <summary>Cancels training between batches (as <c>MLContext.CancelExecution</c> does).</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        // Initial weights
+
+        /// <summary>Start from this trained transformer's weights (e.g. a loaded model); its encoder settings are used.</summary>
+        public LinformerTransformer? InitialModel { get; set; }
+        /// <summary>Start from linformer-pytorch weights (safetensors state dict with the seed's names); the encoder settings must match the model that was saved.</summary>
+        public string? PyTorchWeightsPath { get; set; }
+    }
+}

@@ -1,0 +1,339 @@
+using Linformer.MLNet.Data;
+using Linformer.MLNet.Modules;
+using Linformer.MLNet.Persistence;
+using Linformer.MLNet.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet;
+
+/// <summary>
+/// Trains a Linformer encoder (Wang et al. 2020) on a sequence column and produces a <see cref="LinformerTransformer"/>
+/// that encodes it. Create it with <c>mlContext.Transforms.Linformer(...)</c>.
+/// </summary>
+/// <remarks>
+/// <format type="text/markdown"><![CDATA[
+/// ### Input and output columns
+/// | Column | Type | Meaning |
+/// | -- | -- | -- |
+/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>` | the sequence |
+/// | mask (optional) | `Vector<Boolean, N>` | true = real position; padded positions never influence real ones |
+/// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
+/// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
+/// | score (optional) | `Vector<Single, classes>` or `Single` | the trained head's output |
+///
+/// Fit trains (AdamW, warm-up and decay, clipping) on CPU or, per `MLContext.GpuDeviceId`, on CUDA; the seed is
+/// the `MLContext`'s when it has one. The fitted model saves and loads with `mlContext.Model.Save` / `Load`.
+/// ]]></format>
+/// </remarks>
+public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer>
+{
+    private readonly IHostEnvironment env;
+    private readonly Options options;
+
+    internal LinformerEstimator(IHostEnvironment env, Options options)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+        ArgumentNullException.ThrowIfNull(options);
+        this.env = env;
+        this.options = options;
+        Validate(options);
+    }
+
+    private string InputColumn => options.InputColumnName ?? options.OutputColumnName;
+
+    private static void Validate(Options o)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(o.OutputColumnName, nameof(Options.OutputColumnName));
+        static void Positive(int v, string name) { if (v <= 0) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be positive."); }
+        static void NonNegative(double v, string name) { if (!(v >= 0)) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be >= 0."); }
+        static void Fraction(double v, string name) { if (!(v >= 0 && v < 1)) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be in [0, 1)."); }
+        Positive(o.ModelWidth, nameof(Options.ModelWidth));
+        Positive(o.ProjectedLength, nameof(Options.ProjectedLength));
+        Positive(o.Heads, nameof(Options.Heads));
+        Positive(o.Depth, nameof(Options.Depth));
+        Positive(o.FeedForwardSize, nameof(Options.FeedForwardSize));
+        Positive(o.BatchSize, nameof(Options.BatchSize));
+        if (o.Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Options.Epochs), o.Epochs, $"Epochs ({o.Epochs}) must be >= 0.");
+        if (o.SequenceLength < 0) throw new ArgumentOutOfRangeException(nameof(Options.SequenceLength), o.SequenceLength, $"SequenceLength ({o.SequenceLength}) must be >= 0 (0 infers it).");
+        if (o.Channels < 0) throw new ArgumentOutOfRangeException(nameof(Options.Channels), o.Channels, $"Channels ({o.Channels}) must be >= 0 (0 infers it).");
+        if (o.VocabularySize < 0) throw new ArgumentOutOfRangeException(nameof(Options.VocabularySize), o.VocabularySize, $"VocabularySize ({o.VocabularySize}) must be >= 0 (0 takes the key count).");
+        if (!(o.LearningRate > 0 && double.IsFinite(o.LearningRate))) throw new ArgumentOutOfRangeException(nameof(Options.LearningRate), o.LearningRate, $"LearningRate ({o.LearningRate}) must be positive.");
+        Fraction(o.WarmupFraction, nameof(Options.WarmupFraction));
+        Fraction(o.ValidationFraction, nameof(Options.ValidationFraction));
+        Fraction(o.Dropout, nameof(Options.Dropout));
+        Fraction(o.FeedForwardDropout, nameof(Options.FeedForwardDropout));
+        NonNegative(o.WeightDecay, nameof(Options.WeightDecay));
+        NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
+        if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1).");
+        if (o.EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(Options.EarlyStoppingPatience), o.EarlyStoppingPatience, $"EarlyStoppingPatience ({o.EarlyStoppingPatience}) must be >= 0.");
+        if (o.InitialModel is not null && o.PyTorchWeightsPath is not null)
+            throw new ArgumentException("Set InitialModel or PyTorchWeightsPath, not both.", nameof(Options.PyTorchWeightsPath));
+        if (o.PyTorchWeightsPath is not null && !File.Exists(o.PyTorchWeightsPath))
+            throw new FileNotFoundException($"PyTorchWeightsPath: file not found: '{o.PyTorchWeightsPath}'.", o.PyTorchWeightsPath);
+        if (o.Sharing == ParameterSharing.Layerwise && o.ProjectedLengthReductionPerLayer > 0 && o.Depth > 1)
+            throw new ArgumentException($"ProjectedLengthReductionPerLayer ({o.ProjectedLengthReductionPerLayer}) needs Sharing other than Layerwise: one projection shared by every layer has one k.", nameof(Options.ProjectedLengthReductionPerLayer));
+        if (o.HeadWidth is null && o.ModelWidth % o.Heads != 0)
+            throw new ArgumentException($"ModelWidth ({o.ModelWidth}) must be divisible by Heads ({o.Heads}) unless HeadWidth is set.", nameof(Options.Heads));
+    }
+
+    /// <summary>The schema <see cref="Fit"/>'s transformer will produce, checked against the input schema.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        if (!TryFind(inputSchema, InputColumn, out var input))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{InputColumn}'.");
+        if (input.Kind != SchemaShape.Column.VectorKind.Vector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Schema mismatch for input column '{InputColumn}': expected a known-size vector of Single, Int32, Int64 or Key<UInt32>, got {(input.Kind == SchemaShape.Column.VectorKind.VariableVector ? "a variable-size vector" : "a scalar")} of {input.ItemType}.");
+        if (options.MaskColumnName is not null && !TryFind(inputSchema, options.MaskColumnName, out _))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.MaskColumnName}'.");
+        HeadKind head = HeadKind.None;
+        if (options.LabelColumnName is not null)
+        {
+            if (!TryFind(inputSchema, options.LabelColumnName, out var label))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.LabelColumnName}'.");
+            head = LabelHead(label.ItemType, label.Kind == SchemaShape.Column.VectorKind.Scalar, options.LabelColumnName);
+        }
+        // Sizes are not part of a SchemaShape; the transformer's DataViewSchema carries them.
+        var added = new List<SchemaShape.Column>
+        {
+            NewColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, null),
+        };
+        if (options.ScoreColumnName is not null && head != HeadKind.None)
+            added.Add(NewColumn(options.ScoreColumnName,
+                head == HeadKind.Regression ? SchemaShape.Column.VectorKind.Scalar : SchemaShape.Column.VectorKind.Vector,
+                NumberDataViewType.Single, false, null));
+        var columns = inputSchema.Where(c => added.All(a => a.Name != c.Name)).Concat(added);
+        return new SchemaShape(columns);
+    }
+
+    // SchemaShape.Column's constructor is internal to ML.NET.
+    [UnsafeAccessor(UnsafeAccessorKind.Constructor)]
+    private static extern SchemaShape.Column NewColumn(string name, SchemaShape.Column.VectorKind vecKind, DataViewType itemType, bool isKey, SchemaShape? annotations);
+
+    /// <summary>The shape of a schema (ML.NET's own <c>SchemaShape.Create</c> is internal).</summary>
+    internal static SchemaShape ShapeOf(DataViewSchema schema)
+        => new(schema.Where(c => !c.IsHidden).Select(c => NewColumn(c.Name,
+            c.Type is VectorDataViewType v ? (v.IsKnownSize ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.VariableVector) : SchemaShape.Column.VectorKind.Scalar,
+            c.Type is VectorDataViewType vt ? vt.ItemType : c.Type, (c.Type is VectorDataViewType vk ? vk.ItemType : c.Type) is KeyDataViewType, null)));
+
+    private static bool TryFind(SchemaShape schema, string name, out SchemaShape.Column column)
+    {
+        foreach (var c in schema)
+            if (c.Name == name) { column = c; return true; }
+        column = default;
+        return false;
+    }
+
+    private static HeadKind LabelHead(DataViewType type, bool scalar, string column)
+    {
+        if (scalar && type is KeyDataViewType) return HeadKind.Classification;
+        if (scalar && type is BooleanDataViewType) return HeadKind.Classification;
+        if (scalar && type == NumberDataViewType.Single) return HeadKind.Regression;
+        throw new ArgumentOutOfRangeException("inputSchema",
+            $"Schema mismatch for label column '{column}': expected Key, Boolean (classification) or Single (regression), got {(scalar ? type.ToString() : "a vector of " + type)}.");
+    }
+
+    /// <summary>Trains the encoder (unless <see cref="Options.Epochs"/> is 0) and returns the fitted transformer.</summary>
+    public LinformerTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = options;
+        var binding = InputBinding.Bind(input.Schema, InputColumn, o.MaskColumnName,
+            o.SequenceLength > 0 ? o.SequenceLength : o.InitialModel?.Binding.SequenceLength ?? 0, o.Channels);
+        int vocabulary = 0;
+        if (binding.IsTokens)
+        {
+            vocabulary = o.VocabularySize > 0 ? o.VocabularySize : binding.KeyCount ?? 0;
+            if (vocabulary <= 0)
+                throw new ArgumentException($"VocabularySize must be set for the token column '{binding.Column}' of type {input.Schema[binding.Column].Type} (only Key columns carry their vocabulary).", nameof(Options.VocabularySize));
+            if (binding.KeyCount is { } keys && keys > vocabulary)
+                throw new ArgumentException($"VocabularySize ({vocabulary}) is smaller than the key count ({keys}) of column '{binding.Column}'.", nameof(Options.VocabularySize));
+            if (o.PaddingTokenId is { } pad && (pad < 0 || pad >= vocabulary))
+                throw new ArgumentOutOfRangeException(nameof(Options.PaddingTokenId), pad, $"PaddingTokenId ({pad}) must be inside the vocabulary [0, {vocabulary}).");
+        }
+
+        HeadKind head = HeadKind.None;
+        int classes = 0;
+        if (o.LabelColumnName is not null)
+        {
+            var labelCol = InputBinding.Find(input.Schema, o.LabelColumnName);
+            head = LabelHead(labelCol.Type, labelCol.Type is not VectorDataViewType, o.LabelColumnName);
+            if (head == HeadKind.Classification)
+                classes = labelCol.Type is KeyDataViewType k ? checked((int)k.Count) : 2;
+        }
+
+        int seed = MLNetHost.Seed(env) ?? o.Seed;
+        manual_seed(seed);
+        var device = MLNetHost.Device(env);
+        var network = BuildNetwork(binding, vocabulary, head, classes, o.Epochs > 0 && head == HeadKind.None);
+        try
+        {
+            network.to(device);
+            if (o.Epochs > 0) Train(input, binding, vocabulary, network, device, seed);
+            network.eval();
+            return new LinformerTransformer(env, network, device, new TransformerSettings(binding, o.OutputColumnName,
+                o.ScoreColumnName is not null && head != HeadKind.None ? o.ScoreColumnName : null, o.OutputKind, vocabulary, o.PaddingTokenId, o.BatchSize));
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    private LinformerNetwork BuildNetwork(InputBinding binding, int vocabulary, HeadKind head, int classes, bool pretraining)
+    {
+        var o = options;
+        var encoderOptions = o.InitialModel?.Spec.Encoder ?? new LinformerEncoderOptions
+        {
+            SequenceLength = binding.SequenceLength,
+            Channels = binding.IsTokens || o.PyTorchWeightsPath is null ? o.ModelWidth : binding.Channels,
+            ProjectedLength = o.ProjectedLength,
+            FeedForwardSize = o.FeedForwardSize,
+            HeadWidth = o.HeadWidth,
+            FeedForwardDropout = o.FeedForwardDropout,
+            Heads = o.Heads,
+            Depth = o.Depth,
+            Dropout = o.Dropout,
+            Activation = o.Activation,
+            Sharing = o.Sharing,
+            ProjectedLengthReductionPerLayer = o.ProjectedLengthReductionPerLayer,
+            ProjectionMethod = o.ProjectionMethod,
+            FullAttention = o.FullAttention,
+            IncludeFeedForward = o.IncludeFeedForward,
+            NormPlacement = o.NormPlacement,
+            VocabularySize = binding.IsTokens ? vocabulary : null,
+            PositionEmbedding = o.PositionEmbedding,
+        };
+        try { encoderOptions.Validate(); }
+        catch (ArgumentException ex) { throw new ArgumentException($"The Linformer settings do not fit column '{binding.Column}' (N = {binding.SequenceLength}): {ex.Message}", ex.ParamName, ex); }
+        if (encoderOptions.SequenceLength != binding.SequenceLength)
+            throw new ArgumentException($"The initial model encodes sequences of {encoderOptions.SequenceLength} positions; column '{binding.Column}' has {binding.SequenceLength}.", nameof(Options.InitialModel));
+
+        var spec = new NetworkSpec
+        {
+            Encoder = encoderOptions,
+            InputChannels = binding.IsTokens ? 0 : binding.Channels,
+            Head = head,
+            Classes = classes,
+            PretrainingHead = pretraining,
+        };
+        LinformerEncoder? encoder = null;
+        if (o.PyTorchWeightsPath is not null) encoder = PyTorchImport.LoadEncoder(encoderOptions, o.PyTorchWeightsPath);
+        var network = new LinformerNetwork(spec, encoder);
+        if (o.InitialModel is not null) o.InitialModel.CopyWeightsInto(network);
+        return network;
+    }
+
+    private void Train(IDataView input, InputBinding binding, int vocabulary, LinformerNetwork network, Device device, int seed)
+    {
+        var o = options;
+        var all = ReadTrainingSet(input, binding, vocabulary, network.Spec);
+        if (all.Count == 0) throw new InvalidOperationException($"The training data has no rows; Fit needs at least one row (or Epochs = 0).");
+        TrainingSet train = all, validation = null!;
+        if (o.ValidationSet is not null)
+        {
+            binding.CheckCompatible(o.ValidationSet.Schema);
+            validation = ReadTrainingSet(o.ValidationSet, binding, vocabulary, network.Spec);
+        }
+        else if (o.ValidationFraction > 0)
+            (train, validation) = Split(all, o.ValidationFraction, seed);
+
+        var settings = new TrainerSettings
+        {
+            Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, WarmupFraction = o.WarmupFraction,
+            Decay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
+            EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
+            Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
+            CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
+        };
+        LinformerTrainer.Train(network, device, train, validation, settings);
+    }
+
+    private TrainingSet ReadTrainingSet(IDataView data, InputBinding binding, int vocabulary, NetworkSpec spec)
+    {
+        var columns = binding.Columns(data.Schema).ToList();
+        DataViewSchema.Column? label = options.LabelColumnName is null ? null : InputBinding.Find(data.Schema, options.LabelColumnName);
+        if (label is { } l) columns.Add(l);
+        long? count = data.GetRowCount();
+        var rows = new List<(float[]? v, long[]? ids, bool[] mask)>();
+        var classLabels = new List<long>();
+        var targets = new List<float>();
+        using (var cursor = data.GetRowCursor(columns))
+        {
+            var reader = new SequenceReader(binding, cursor, vocabulary, options.PaddingTokenId);
+            var one = new SequenceBatch(binding, 1);
+            ValueGetter<uint>? keyLabel = null; ValueGetter<bool>? boolLabel = null; ValueGetter<float>? floatLabel = null;
+            if (label is { } lc)
+            {
+                if (lc.Type is KeyDataViewType) keyLabel = cursor.GetGetter<uint>(lc);
+                else if (lc.Type is BooleanDataViewType) boolLabel = cursor.GetGetter<bool>(lc);
+                else floatLabel = cursor.GetGetter<float>(lc);
+            }
+            uint key = 0; bool flag = false; float value = 0;
+            while (cursor.MoveNext())
+            {
+                if (keyLabel is not null)
+                {
+                    keyLabel(ref key);
+                    if (key == 0) continue;   // missing label: ML.NET trainers skip such rows too
+                    classLabels.Add(key - 1L);
+                }
+                else if (boolLabel is not null) { boolLabel(ref flag); classLabels.Add(flag ? 1 : 0); }
+                else if (floatLabel is not null)
+                {
+                    floatLabel(ref value);
+                    if (!float.IsFinite(value))
+                        throw new InvalidOperationException($"Label column '{options.LabelColumnName}' holds {value} in row {cursor.Position}; regression labels must be finite.");
+                    targets.Add(value);
+                }
+                one.Count = 0;
+                one.Add(reader);
+                rows.Add((one.Values?.ToArray(), one.Ids?.ToArray(), one.Mask.ToArray()));
+            }
+        }
+        var all = new SequenceBatch(binding, rows.Count);
+        int n = binding.SequenceLength, v = binding.ValuesPerRow;
+        for (int i = 0; i < rows.Count; i++)
+        {
+            rows[i].v?.CopyTo(all.Values!, i * v);
+            rows[i].ids?.CopyTo(all.Ids!, i * n);
+            rows[i].mask.CopyTo(all.Mask, i * n);
+        }
+        all.Count = rows.Count;
+        return new TrainingSet(all, spec.Head == HeadKind.Classification ? classLabels.ToArray() : null,
+            spec.Head == HeadKind.Regression ? targets.ToArray() : null);
+    }
+
+    private static (TrainingSet train, TrainingSet validation) Split(TrainingSet all, double fraction, int seed)
+    {
+        var order = Enumerable.Range(0, all.Count).ToArray();
+        new Random(seed).Shuffle(order);
+        int validationCount = Math.Max(1, (int)Math.Round(all.Count * fraction));
+        if (validationCount >= all.Count) throw new ArgumentException($"ValidationFraction ({fraction}) leaves no training rows out of {all.Count}.", nameof(Options.ValidationFraction));
+        return (Subset(all, order[validationCount..]), Subset(all, order[..validationCount]));
+    }
+
+    private static TrainingSet Subset(TrainingSet all, int[] rows)
+    {
+        var src = all.Rows;
+        var dst = new SequenceBatch(src.Binding, rows.Length);
+        int n = src.Binding.SequenceLength, v = src.Binding.ValuesPerRow;
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int r = rows[i];
+            if (src.Values is not null) Array.Copy(src.Values, r * v, dst.Values!, i * v, v);
+            if (src.Ids is not null) Array.Copy(src.Ids, r * n, dst.Ids!, i * n, n);
+            Array.Copy(src.Mask, r * n, dst.Mask, i * n, n);
+        }
+        dst.Count = rows.Length;
+        return new TrainingSet(dst, all.ClassLabels is null ? null : rows.Select(r => all.ClassLabels[r]).ToArray(),
+            all.RegressionLabels is null ? null : rows.Select(r => all.RegressionLabels[r]).ToArray());
+    }
+}

@@ -1,0 +1,120 @@
+using System.Text.Json.Serialization;
+using Linformer.MLNet.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet.Training;
+
+// Shapes: B batch, n sequence length, C model width, I input channels (float input), V vocabulary, L classes.
+
+/// <summary>What the encoder's output column holds.</summary>
+public enum LinformerOutputKind
+{
+    /// <summary>The mean of the encoding over real (unpadded) positions: <c>Vector&lt;Single, C&gt;</c>.</summary>
+    MeanPooled,
+    /// <summary>The encoding of the first position: <c>Vector&lt;Single, C&gt;</c>.</summary>
+    FirstPosition,
+    /// <summary>The whole encoded sequence, row-major (N, C): <c>Vector&lt;Single, N·C&gt;</c>.</summary>
+    Sequence,
+}
+
+/// <summary>The supervised head a model carries.</summary>
+internal enum HeadKind { None, Classification, Regression }
+
+/// <summary>Everything needed to rebuild a <see cref="LinformerNetwork"/>; saved in the model as JSON.</summary>
+internal sealed record NetworkSpec
+{
+    public required LinformerEncoderOptions Encoder { get; init; }
+    /// <summary>Channels per position of float input; 0 for token input.</summary>
+    public int InputChannels { get; init; }
+    public HeadKind Head { get; init; }
+    /// <summary>Classes of the classification head (L).</summary>
+    public int Classes { get; init; }
+    /// <summary>Whether the self-supervised heads exist (they do once the model was pre-trained without labels).</summary>
+    public bool PretrainingHead { get; init; }
+
+    [JsonIgnore] public bool UsesTokens => Encoder.UsesTokens;
+    [JsonIgnore] public int Width => Encoder.UsesTokens ? Encoder.EffectiveEmbeddingSize : Encoder.Channels;
+}
+
+/// <summary>
+/// The trainable model behind the ML.NET transformer: an optional input projection (I → C for float input whose
+/// channel count differs from the model width), the <see cref="LinformerEncoder"/>, pooling, and heads.
+/// </summary>
+internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Linear? input_projection;
+    private readonly LinformerEncoder encoder;
+    private readonly Linear? head;
+    private readonly Linear? pretraining_head;
+
+    public NetworkSpec Spec { get; }
+
+    public LinformerNetwork(NetworkSpec spec, LinformerEncoder? encoder = null) : base("network")
+    {
+        Spec = spec;
+        var o = spec.Encoder;
+        if (!o.UsesTokens && spec.InputChannels != o.Channels) input_projection = nn.Linear(spec.InputChannels, o.Channels);
+        this.encoder = encoder ?? new LinformerEncoder(o);
+        head = spec.Head switch
+        {
+            HeadKind.Classification => nn.Linear(spec.Width, spec.Classes),
+            HeadKind.Regression => nn.Linear(spec.Width, 1),
+            _ => null,
+        };
+        if (spec.PretrainingHead)
+            pretraining_head = o.UsesTokens ? nn.Linear(spec.Width, o.VocabularySize!.Value) : nn.Linear(spec.Width, spec.InputChannels);
+        RegisterComponents();
+    }
+
+    public LinformerEncoder Encoder => encoder;
+
+    /// <summary>Encodes (B, n, I) floats or (B, n) token ids to (B, n, C).</summary>
+    public override Tensor forward(Tensor input, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var x = input_projection is null ? input : input_projection.forward(input);
+        return encoder.forward(x, mask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Pools (B, n, C) to (B, C), or flattens to (B, n·C) for <see cref="LinformerOutputKind.Sequence"/>.</summary>
+    public static Tensor Pool(Tensor encoded, Tensor? mask, LinformerOutputKind kind)
+    {
+        using var scope = NewDisposeScope();
+        Tensor result = kind switch
+        {
+            LinformerOutputKind.FirstPosition => encoded.select(1, 0),
+            LinformerOutputKind.Sequence => encoded.flatten(1),
+            _ when mask is null => encoded.mean(new long[] { 1 }),
+            _ => MaskedMean(encoded, mask),
+        };
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor MaskedMean(Tensor encoded, Tensor mask)
+    {
+        var m = mask.unsqueeze(-1).to_type(encoded.dtype);                    // (B, n, 1)
+        var count = m.sum(1).clamp_min(1.0);                                   // (B, 1)
+        return (encoded * m).sum(1) / count;                                   // (B, C)
+    }
+
+    /// <summary>The supervised head on the mean-pooled encoding: (B, L) logits or (B) regression values.</summary>
+    public Tensor Head(Tensor encoded, Tensor? mask)
+    {
+        if (head is null) throw new InvalidOperationException("This model has no supervised head.");
+        using var scope = NewDisposeScope();
+        var y = head.forward(Pool(encoded, mask, LinformerOutputKind.MeanPooled));
+        return (Spec.Head == HeadKind.Regression ? y.squeeze(-1) : y).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The self-supervised head per position: (B, n, V) token logits or (B, n, I) reconstructed inputs.</summary>
+    public Tensor PretrainingHead(Tensor encoded)
+    {
+        if (pretraining_head is null) throw new InvalidOperationException("This model has no pre-training head.");
+        return pretraining_head.forward(encoded);
+    }
+
+    /// <summary>Distinct trainable parameters (shared projections once).</summary>
+    public IEnumerable<Parameter> DistinctParameters() => parameters();
+}

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using Linformer.MLNet.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet.Training;
+
+/// <summary>The learning-rate schedule after warm-up.</summary>
+public enum LearningRateDecay
+{
+    /// <summary>Constant learning rate after warm-up.</summary>
+    None,
+    /// <summary>Linear decay to zero at the last step.</summary>
+    Linear,
+    /// <summary>Cosine decay to zero at the last step.</summary>
+    Cosine,
+}
+
+/// <summary>Training data held in memory: sequences, masks and labels.</summary>
+internal sealed class TrainingSet(SequenceBatch rows, long[]? classLabels, float[]? regressionLabels)
+{
+    public SequenceBatch Rows { get; } = rows;
+    public long[]? ClassLabels { get; } = classLabels;
+    public float[]? RegressionLabels { get; } = regressionLabels;
+    public int Count => Rows.Count;
+}
+
+/// <summary>Settings of one training run (validated by the estimator's options).</summary>
+internal sealed record TrainerSettings
+{
+    public int Epochs { get; init; }
+    public int BatchSize { get; init; }
+    public double LearningRate { get; init; }
+    public double WarmupFraction { get; init; }
+    public LearningRateDecay Decay { get; init; }
+    public double WeightDecay { get; init; }
+    public double GradientClipNorm { get; init; }
+    public int Seed { get; init; }
+    public int EarlyStoppingPatience { get; init; }
+    public double MaskingProbability { get; init; }
+    public IProgress<LinformerTrainingProgress>? Progress { get; init; }
+    public Action<string>? Log { get; init; }
+    /// <summary>Throws to cancel (ML.NET's host check, the options' cancellation token); called between batches.</summary>
+    public Action? CheckAlive { get; init; }
+}
+
+/// <summary>
+/// The training loop: AdamW, linear warm-up then decay, gradient clipping, supervised (cross-entropy / MSE) or
+/// self-supervised objectives (masked-token prediction, masked-position reconstruction), optional validation with
+/// early stopping (the best epoch's weights are kept). Stops with a clear error when the loss stops being finite.
+/// </summary>
+internal static class LinformerTrainer
+{
+    public static void Train(LinformerNetwork network, Device device, TrainingSet train, TrainingSet? validation, TrainerSettings s)
+    {
+        var spec = network.Spec;
+        if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        var parameters = network.DistinctParameters().ToList();
+        using var optimizer = optim.AdamW(parameters, lr: s.LearningRate, weight_decay: s.WeightDecay);
+        int batchesPerEpoch = (train.Count + s.BatchSize - 1) / s.BatchSize;
+        long totalSteps = (long)batchesPerEpoch * s.Epochs;
+        long warmup = (long)Math.Round(totalSteps * s.WarmupFraction);
+        var order = Enumerable.Range(0, train.Count).ToArray();
+        var shuffler = new Random(s.Seed);
+        var generator = new Generator((ulong)s.Seed);   // masking draws; dropout uses the global generator seeded by the caller
+        var batch = new SequenceBatch(train.Rows.Binding, s.BatchSize);
+        var labels = new long[s.BatchSize];
+        var targets = new float[s.BatchSize];
+
+        double bestLoss = double.PositiveInfinity;
+        int epochsWithoutImprovement = 0;
+        Dictionary<string, Tensor>? best = null;
+        long step = 0, rowsSeen = 0;
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            for (int epoch = 1; epoch <= s.Epochs; epoch++)
+            {
+                network.train();
+                shuffler.Shuffle(order);
+                double lossSum = 0;
+                int lossCount = 0;
+                for (int start = 0; start < train.Count; start += s.BatchSize)
+                {
+                    s.CheckAlive?.Invoke();
+                    int count = Math.Min(s.BatchSize, train.Count - start);
+                    Gather(train, order.AsSpan(start, count), batch, labels, targets);
+                    optimizer.ParamGroups.First().LearningRate = LearningRateAt(step, totalSteps, warmup, s);
+                    double loss;
+                    using (var scope = NewDisposeScope())
+                    {
+                        optimizer.zero_grad();
+                        var lossTensor = Loss(network, batch, labels, targets, device, s.MaskingProbability, generator, out _);
+                        loss = lossTensor.item<float>();
+                        if (!double.IsFinite(loss))
+                            throw new InvalidOperationException(
+                                $"Training stopped at step {step + 1} (epoch {epoch}): the loss became {loss}. Lower LearningRate, raise GradientClipNorm protection (smaller value), or check the input scale.");
+                        lossTensor.backward();
+                        if (s.GradientClipNorm > 0) nn.utils.clip_grad_norm_(parameters, s.GradientClipNorm);
+                        optimizer.step();
+                    }
+                    step++;
+                    rowsSeen += count;
+                    lossSum += loss * count;
+                    lossCount += count;
+                }
+
+                double? valLoss = null, valMetric = null;
+                if (validation is { Count: > 0 })
+                {
+                    (valLoss, valMetric) = Evaluate(network, device, validation, s, generator);
+                    if (valLoss < bestLoss - 1e-12)
+                    {
+                        bestLoss = valLoss.Value;
+                        epochsWithoutImprovement = 0;
+                        DisposeAll(best);
+                        best = Snapshot(network);
+                    }
+                    else epochsWithoutImprovement++;
+                }
+                double rate = rowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
+                var remaining = TimeSpan.FromSeconds((totalSteps - step) * (double)s.BatchSize / Math.Max(rate, 1e-9));
+                var progress = new LinformerTrainingProgress(epoch, s.Epochs, step, totalSteps, lossSum / Math.Max(1, lossCount),
+                    valLoss, valMetric, rate, remaining, IsEpochEnd: true);
+                s.Progress?.Report(progress);
+                s.Log?.Invoke(Describe(progress, spec));
+                if (s.EarlyStoppingPatience > 0 && epochsWithoutImprovement >= s.EarlyStoppingPatience)
+                {
+                    s.Log?.Invoke($"Early stopping after epoch {epoch}: validation loss did not improve for {s.EarlyStoppingPatience} epoch(s); keeping the best (loss {bestLoss:G5}).");
+                    break;
+                }
+            }
+            if (best is not null) Restore(network, best);
+        }
+        finally
+        {
+            DisposeAll(best);
+            network.eval();
+        }
+    }
+
+    internal static double LearningRateAt(long step, long total, long warmup, TrainerSettings s)
+    {
+        if (warmup > 0 && step < warmup) return s.LearningRate * (step + 1) / warmup;
+        double progress = total <= warmup ? 1 : (double)(step - warmup) / (total - warmup);
+        return s.Decay switch
+        {
+            LearningRateDecay.Linear => s.LearningRate * Math.Max(0.0, 1 - progress),
+            LearningRateDecay.Cosine => s.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1.0, progress))),
+            _ => s.LearningRate,
+        };
+    }
+
+    private static string Describe(LinformerTrainingProgress p, NetworkSpec spec)
+    {
+        string metricName = spec.Head switch
+        {
+            HeadKind.Classification => "accuracy",
+            HeadKind.Regression => "MSE",
+            _ => spec.UsesTokens ? "masked-token accuracy" : "masked-position MSE",
+        };
+        string validation = p.ValidationLoss is null ? "" : $", validation loss {p.ValidationLoss:G5}, validation {metricName} {p.ValidationMetric:G5}";
+        return $"Linformer epoch {p.Epoch}/{p.Epochs}: training loss {p.TrainingLoss:G5}{validation}, {p.RowsPerSecond:F1} rows/s, ETA {p.Remaining:hh\\:mm\\:ss}";
+    }
+
+    private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingSet data, TrainerSettings s, Generator generator)
+    {
+        network.eval();
+        var batch = new SequenceBatch(data.Rows.Binding, s.BatchSize);
+        var labels = new long[s.BatchSize];
+        var targets = new float[s.BatchSize];
+        var index = Enumerable.Range(0, data.Count).ToArray();
+        double lossSum = 0, metricSum = 0;
+        using var noGrad = no_grad();
+        for (int start = 0; start < data.Count; start += s.BatchSize)
+        {
+            int count = Math.Min(s.BatchSize, data.Count - start);
+            Gather(data, index.AsSpan(start, count), batch, labels, targets);
+            using var scope = NewDisposeScope();
+            var loss = Loss(network, batch, labels, targets, device, s.MaskingProbability, generator, out double metric);
+            lossSum += loss.item<float>() * count;
+            metricSum += metric * count;
+        }
+        network.train();
+        return (lossSum / data.Count, metricSum / data.Count);
+    }
+
+    /// <summary>The objective of the network's task on one batch; <paramref name="metric"/> gets accuracy or squared error.</summary>
+    internal static Tensor Loss(LinformerNetwork network, SequenceBatch batch, long[] labels, float[] targets, Device device,
+        double maskingProbability, Generator generator, out double metric)
+    {
+        var spec = network.Spec;
+        var (input, mask) = batch.ToTensors(device);
+        int b = batch.Count;
+        switch (spec.Head)
+        {
+            case HeadKind.Classification:
+            {
+                var y = tensor(labels.AsSpan(0, b).ToArray(), new long[] { b }, int64).to(device);
+                var logits = network.Head(network.forward(input, mask), mask);                 // (B, L)
+                metric = logits.argmax(-1).eq(y).to_type(float32).mean().item<float>();
+                return nn.functional.cross_entropy(logits, y);
+            }
+            case HeadKind.Regression:
+            {
+                var y = tensor(targets.AsSpan(0, b).ToArray(), new long[] { b }, float32).to(device);
+                var prediction = network.Head(network.forward(input, mask), mask);             // (B)
+                var loss = nn.functional.mse_loss(prediction, y);
+                metric = loss.item<float>();
+                return loss;
+            }
+            default:
+                return SelfSupervisedLoss(network, input, mask, maskingProbability, generator, out metric);
+        }
+    }
+
+    /// <summary>
+    /// The paper's pre-training objective for tokens (masked-token prediction, Section 5: 15% of positions; selected
+    /// tokens are replaced by a random token 80% of the time and kept otherwise, as there is no reserved mask id),
+    /// and its analogue for float sequences (selected positions zeroed, then reconstructed; MSE on them).
+    /// </summary>
+    private static Tensor SelfSupervisedLoss(LinformerNetwork network, Tensor input, Tensor? mask, double p, Generator generator, out double metric)
+    {
+        var spec = network.Spec;
+        long b = input.shape[0], n = input.shape[1];
+        var real = mask ?? ones(b, n, dtype: @bool, device: input.device);
+        var draw = rand(new long[] { b, n }, generator: generator).to(input.device);
+        var selected = draw.lt(p).logical_and(real);                                            // (B, n)
+        // Every row predicts at least one position: its first real one when the draw selected none.
+        var none = selected.any(1).logical_not();                                               // (B)
+        var firstReal = real.to_type(int64).argmax(1);                                          // (B)
+        var fallback = nn.functional.one_hot(firstReal, n).to_type(@bool).logical_and(none.unsqueeze(-1));
+        selected = selected.logical_or(fallback);
+        if (spec.UsesTokens)
+        {
+            int vocabulary = spec.Encoder.VocabularySize!.Value;
+            var replace = selected.logical_and(rand(new long[] { b, n }, generator: generator).to(input.device).lt(0.8));
+            var randomTokens = randint(0, vocabulary, new long[] { b, n }, generator: generator, dtype: int64).to(input.device);
+            var corrupted = where(replace, randomTokens, input);
+            var logits = network.PretrainingHead(network.forward(corrupted, mask));              // (B, n, V)
+            var picked = logits[selected];                                                      // (S, V)
+            var truth = input[selected];                                                        // (S)
+            metric = picked.argmax(-1).eq(truth).to_type(float32).mean().item<float>();
+            return nn.functional.cross_entropy(picked, truth);
+        }
+        else
+        {
+            var corrupted = input.masked_fill(selected.unsqueeze(-1), 0f);
+            var reconstructed = network.PretrainingHead(network.forward(corrupted, mask));       // (B, n, I)
+            var loss = nn.functional.mse_loss(reconstructed[selected], input[selected]);
+            metric = loss.item<float>();
+            return loss;
+        }
+    }
+
+    private static void Gather(TrainingSet data, ReadOnlySpan<int> rows, SequenceBatch batch, long[] labels, float[] targets)
+    {
+        var src = data.Rows;
+        int n = src.Binding.SequenceLength, v = src.Binding.ValuesPerRow;
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int r = rows[i];
+            if (src.Values is not null) src.Values.AsSpan(r * v, v).CopyTo(batch.Values.AsSpan(i * v, v));
+            if (src.Ids is not null) src.Ids.AsSpan(r * n, n).CopyTo(batch.Ids.AsSpan(i * n, n));
+            src.Mask.AsSpan(r * n, n).CopyTo(batch.Mask.AsSpan(i * n, n));
+            if (data.ClassLabels is not null) labels[i] = data.ClassLabels[r];
+            if (data.RegressionLabels is not null) targets[i] = data.RegressionLabels[r];
+        }
+        batch.Count = rows.Length;
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(nn.Module module)
+        => module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+
+    private static void Restore(nn.Module module, Dictionary<string, Tensor> state)
+    {
+        using var noGrad = no_grad();
+        foreach (var (key, value) in module.state_dict()) value.copy_(state[key]);
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor>? state)
+    {
+        if (state is null) return;
+        foreach (var t in state.Values) t.Dispose();
+        state.Clear();
+    }
+}
