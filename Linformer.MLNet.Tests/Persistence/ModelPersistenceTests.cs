@@ -118,8 +118,9 @@ public sealed class ModelPersistenceTests
         Assert.IsInstanceOfType<AddConstantTransformer>(loaded);
         Assert.AreEqual(Constant, ((AddConstantTransformer)loaded).Constant);
         Assert.AreEqual(NumberDataViewType.Single, inputSchema[InputColumn].Type);
-        AssertBitsEqual(expected.Transform, Compute(loader, loaded, LoadInputs(loader)).Transform, "Transform");
-        AssertBitsEqual(expected.Predict, Compute(loader, loaded, LoadInputs(loader)).Predict, "PredictionEngine");
+        var actual = Compute(loader, loaded, LoadInputs(loader));
+        AssertBitsEqual(expected.Transform, actual.Transform, "Transform");
+        AssertBitsEqual(expected.Predict, actual.Predict, "PredictionEngine");
         AssertBitsEqual(Inputs.Select(v => v + Constant).ToArray(), expected.Transform, "the transformer's own arithmetic");
     }
 

@@ -1,0 +1,144 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Linformer.MLNet.Tests;
+
+[TestClass]
+public sealed class LinformerBadInputTests
+{
+    private const int N = 16;
+
+    public sealed class Tokens { [VectorType(N)] public int[] Ids { get; set; } = new int[N]; public bool Label { get; set; } public string Text { get; set; } = ""; }
+    public sealed class Floats { [VectorType(N)] public float[] Values { get; set; } = new float[N]; }
+    public sealed class WrongSize { [VectorType(N + 1)] public int[] Ids { get; set; } = new int[N + 1]; }
+    public sealed class Variable { public int[] Ids { get; set; } = new int[N]; }
+
+    private static LinformerEstimator.Options Options(string input = "Ids") => new()
+    {
+        InputColumnName = input, VocabularySize = 8, ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 1, Epochs = 1,
+    };
+
+    private static void ExpectMessage(Action action, params string[] fragments)
+    {
+        Exception? caught = null;
+        try { action(); } catch (Exception ex) { caught = ex; }
+        Assert.IsNotNull(caught, "expected an exception");
+        var text = string.Join(" | ", Chain(caught).Select(e => e.Message));
+        foreach (var f in fragments) StringAssert.Contains(text, f);
+    }
+
+    private static IEnumerable<Exception> Chain(Exception? e) { for (; e is not null; e = e.InnerException) yield return e; }
+
+    [TestMethod]
+    public void MissingColumn()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(new[] { new Tokens() });
+        ExpectMessage(() => ml.Transforms.Linformer(Options("Nope")).Fit(data), "Could not find input column 'Nope'");
+        ExpectMessage(() => ml.Transforms.Linformer(Options("Nope")).GetOutputSchema(LinformerEstimator.ShapeOf(data.Schema)), "Could not find input column 'Nope'");
+    }
+
+    [TestMethod]
+    public void WrongItemTypeWrongSizeAndVariableSize()
+    {
+        var ml = new MLContext(1);
+        ExpectMessage(() => ml.Transforms.Linformer(Options("Text")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+            "Schema mismatch for input column 'Text'", "got String");
+        var o = Options();
+        o.SequenceLength = N;
+        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
+            "Schema mismatch for input column 'Ids': expected Vector<Int32, 16>, got Vector<Int32, 17>");
+        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Variable() })),
+            "Schema mismatch for input column 'Ids'", "known-size");
+        // A fitted model rejects a schema with another size too.
+        using var model = ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() }));
+        ExpectMessage(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
+            "Schema mismatch for input column 'Ids': expected Vector<Int32, 16>, got Vector<Int32, 17>");
+    }
+
+    [TestMethod]
+    public void TokenIdOutsideTheVocabulary()
+    {
+        var ml = new MLContext(1);
+        var bad = new Tokens { Ids = Enumerable.Repeat(1, N).ToArray() };
+        bad.Ids[5] = 8;
+        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { bad })), "token id 8", "index 5", "[0, 8)");
+        using var model = ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() }));
+        ExpectMessage(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { bad })).GetColumn<float[]>("Features").ToList(), "token id 8");
+    }
+
+    [TestMethod]
+    public void NaNOrInfinityInFloatInputStopsFit()
+    {
+        var ml = new MLContext(1);
+        var row = new Floats();
+        row.Values[3] = float.NaN;
+        var o = new LinformerEstimator.Options { InputColumnName = "Values", SequenceLength = N, ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 1 };
+        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Floats(), row })), "'Values'", "NaN", "index 3", "row 1");
+        row.Values[3] = float.PositiveInfinity;
+        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { row })), "Infinity");
+    }
+
+    [TestMethod]
+    public void EmptyTrainingData()
+    {
+        var ml = new MLContext(1);
+        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(Array.Empty<Tokens>())), "no rows");
+    }
+
+    [TestMethod]
+    public void LabelOfUnsupportedType()
+    {
+        var ml = new MLContext(1);
+        var o = Options();
+        o.LabelColumnName = "Text";
+        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+            "Schema mismatch for label column 'Text'", "expected Key, Boolean", "got String");
+    }
+
+    [TestMethod]
+    public void OptionsOutOfRangeAreRejectedWhenTheEstimatorIsCreated()
+    {
+        var ml = new MLContext(1);
+        void Bad(Action<LinformerEstimator.Options> change, params string[] fragments)
+        {
+            var o = Options();
+            change(o);
+            ExpectMessage(() => ml.Transforms.Linformer(o), fragments);
+        }
+        Bad(o => o.BatchSize = 0, "BatchSize (0)");
+        Bad(o => o.Epochs = -1, "Epochs (-1)");
+        Bad(o => o.LearningRate = 0, "LearningRate (0)");
+        Bad(o => o.ValidationFraction = 1.5, "ValidationFraction (1.5)");
+        Bad(o => o.Heads = 3, "ModelWidth (8)", "Heads (3)");
+        Bad(o => o.ProjectedLength = 0, "ProjectedLength (0)");
+        Bad(o => o.MaskingProbability = 0, "MaskingProbability (0)");
+        Bad(o => o.PyTorchWeightsPath = "no-such-file.safetensors", "no-such-file.safetensors");
+        // k larger than the column's N is found at Fit, naming the column.
+        var k = Options();
+        k.ProjectedLength = 32;
+        ExpectMessage(() => ml.Transforms.Linformer(k).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "'Ids'", "(dim_k) (32)", "(16)");
+    }
+
+    [TestMethod]
+    public void CancellationStopsTrainingBetweenBatches()
+    {
+        var ml = new MLContext(1);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var o = Options();
+        o.CancellationToken = cts.Token;
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })));
+    }
+
+    [TestMethod]
+    public void AskingForAMissingGpuWithoutFallbackIsAnError()
+    {
+        if (TorchSharp.torch.cuda.is_available()) Assert.Inconclusive("A CUDA device is present.");
+        var ml = new MLContext(1) { GpuDeviceId = 0, FallbackToCpu = false };
+        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "GpuDeviceId", "FallbackToCpu");
+        var fallback = new MLContext(1) { GpuDeviceId = 0, FallbackToCpu = true };
+        using var model = fallback.Transforms.Linformer(Options()).Fit(fallback.Data.LoadFromEnumerable(new[] { new Tokens() }));
+        Assert.IsNotNull(model);
+    }
+}
