@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using static TorchSharp.torch;
+
+namespace Linformer.MLNet.Benchmarks;
+
+/// <summary>
+/// Runs the selected cases in one process: the matmul reference, the layer cases (for each N, every model,
+/// inference then a training step, so models are compared under the same machine conditions), the matmul again,
+/// then the part-by-part profiles.
+/// </summary>
+internal static class BenchmarkRun
+{
+    public static BenchmarkResults Execute(RunProfile profile, CaseFilter filter, TextWriter log)
+    {
+        var clock = Stopwatch.StartNew();
+        var results = new BenchmarkResults
+        {
+            Profile = profile,
+            Filter = filter,
+            Machine = MachineInfo.Read(),
+            Models = ModelSpec.All(profile),
+        };
+        log.WriteLine($"profile {profile.Name}: C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
+                      $"N={string.Join(",", profile.SequenceLengths)}; {results.Machine.TorchThreads} libtorch threads; " +
+                      $"load average {results.Machine.LoadAverageAtStart}");
+        if (!PeakMemory.IsSupported) log.WriteLine("peak memory: not supported on this system (needs Linux /proc); memory columns stay empty");
+
+        RunMatmul("start", profile, filter, results, log);
+        RunLayers(profile, filter, results, log);
+        RunMatmul("end", profile, filter, results, log);
+        RunProfiles(profile, filter, results, log);
+
+        results.LoadAverageAtEnd = MachineInfo.LoadAverage();
+        results.Duration = clock.Elapsed;
+        log.WriteLine($"done in {results.Duration.TotalMinutes:F1} min; load average {results.LoadAverageAtEnd}");
+        return results;
+    }
+
+    private static void RunMatmul(string when, RunProfile profile, CaseFilter filter, BenchmarkResults results, TextWriter log)
+    {
+        int s = profile.MatmulSize;
+        if (!filter.Matches($"matmul/{s}")) return;
+        Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        manual_seed(1);
+        var a = randn(s, s);
+        var b = randn(s, s);
+        var timing = Harness.Time(() => { using var t = NewDisposeScope(); mm(a, b); }, profile.Layer with { MinRepetitions = Math.Min(5, profile.Layer.MaxRepetitions) });
+        var result = new MatmulResult(when, s, timing);
+        results.Matmuls.Add(result);
+        log.WriteLine($"matmul/{s} ({when}): {timing.MedianMs:F2} ms = {result.GflopPerSecond:F1} GFLOP/s");
+    }
+
+    private static void RunLayers(RunProfile profile, CaseFilter filter, BenchmarkResults results, TextWriter log)
+    {
+        long available = PeakMemory.AvailableBytes() ?? long.MaxValue;
+        foreach (int n in profile.SequenceLengths)
+        {
+            foreach (var model in results.Models)
+            {
+                var modes = new[] { Mode.Inference, Mode.Training }
+                    .Where(m => filter.Matches(new LayerResult(m, model, n, null, null, null, null).Id)).ToList();
+                if (modes.Count == 0) continue;
+
+                var toRun = new List<Mode>();
+                foreach (var mode in modes)
+                {
+                    string? reason = SkipReason(results, profile, mode, model, n, available);
+                    if (reason is null) toRun.Add(mode);
+                    else
+                    {
+                        var skipped = new LayerResult(mode, model, n, null, null, null, reason);
+                        results.Layers.Add(skipped);
+                        log.WriteLine($"{skipped.Id}: skipped, {reason}");
+                    }
+                }
+                foreach (var result in MeasureCases(model, n, toRun, profile, results.Machine.TorchThreads, log))
+                    results.Layers.Add(result);
+            }
+        }
+
+        // Cases that shared the cores with other processes are measured again; the least disturbed measurement stays.
+        for (int attempt = 2; attempt <= 1 + profile.Retries; attempt++)
+        {
+            var disturbed = results.Layers.Where(r => r.CpuUtilisation < profile.RetryBelowCpuUse).ToList();
+            if (disturbed.Count == 0) break;
+            log.WriteLine($"measuring again {disturbed.Count} case(s) with CPU use under {profile.RetryBelowCpuUse * 100:F0}% (attempt {attempt})");
+            foreach (var group in disturbed.GroupBy(r => (r.Model, r.SequenceLength)))
+            {
+                var again = MeasureCases(group.Key.Model, group.Key.SequenceLength, group.Select(r => r.Mode).ToList(), profile,
+                    results.Machine.TorchThreads, log);
+                foreach (var fresh in again)
+                {
+                    var old = group.First(r => r.Mode == fresh.Mode);
+                    int index = results.Layers.IndexOf(old);
+                    results.Layers[index] = fresh.CpuUtilisation > old.CpuUtilisation
+                        ? fresh with { Attempts = attempt }
+                        : old with { Attempts = attempt };
+                }
+            }
+        }
+    }
+
+    /// <summary>Builds the model once and measures the given modes on it, each after waiting for free cores.</summary>
+    private static List<LayerResult> MeasureCases(ModelSpec model, int n, IReadOnlyList<Mode> modes, RunProfile profile, int threads, TextWriter log)
+    {
+        var measured = new List<LayerResult>();
+        if (modes.Count == 0) return measured;
+        using var built = ModelUnderTest.Create(model, n, profile);
+        using var inputScope = NewDisposeScope();
+        manual_seed(2);
+        var x = randn(profile.Batch, n, profile.Channels);                   // (B, N, C)
+        foreach (var mode in modes)
+        {
+            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+            var result = RunLayerCase(built, x, mode, n, profile, threads);
+            measured.Add(result);
+            log.WriteLine($"{result.Id}: median {result.MedianMs:F2} ms (min {result.Timing!.MinMs:F2}, max {result.Timing.MaxMs:F2}, " +
+                          $"{result.Timing.Repetitions} reps), peak {Format.MiB(result.PeakBytes)} MiB, CPU use {result.CpuUtilisation * 100:F0}%");
+        }
+        return measured;
+    }
+
+    private static LayerResult RunLayerCase(ModelUnderTest model, Tensor x, Mode mode, int n, RunProfile profile, int threads)
+    {
+        Harness.Measurement m;
+        if (mode == Mode.Inference)
+        {
+            model.Train(false);
+            m = Harness.Run(() =>
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                model.Forward(x);
+            }, null, profile.Layer, threads);
+        }
+        else
+        {
+            model.Train(true);
+            m = Harness.Run(() =>
+            {
+                using var scope = NewDisposeScope();
+                var y = model.Forward(x);                   // (B, N, C)
+                y.square().mean().backward();
+            }, model.ZeroGrad, profile.Layer, threads);
+            model.ZeroGrad();
+        }
+        return new LayerResult(mode, model.Spec, n, m.Timing, m.PeakBytes, m.CpuUtilisation, null);
+    }
+
+    /// <summary>
+    /// Skips a case whose predicted time per iteration or memory is prohibitive. The prediction scales the same
+    /// model's result at N/2 by 4 for full attention (quadratic) and by 2 for Linformer (linear); a case after a
+    /// skipped one is skipped too.
+    /// </summary>
+    private static string? SkipReason(BenchmarkResults results, RunProfile profile, Mode mode, ModelSpec model, int n, long available)
+    {
+        var previous = results.Layers.Where(r => r.Mode == mode && r.Model == model && r.SequenceLength < n)
+            .OrderByDescending(r => r.SequenceLength).FirstOrDefault();
+        if (previous is null) return null;
+        if (!previous.Measured) return $"N = {previous.SequenceLength} was skipped";
+        double scale = model.IsFull
+            ? Math.Pow((double)n / previous.SequenceLength, 2)
+            : (double)n / previous.SequenceLength;
+        double predictedSeconds = previous.MedianMs!.Value * scale / 1000;
+        if (predictedSeconds > profile.MaxSecondsPerIteration)
+            return $"predicted {predictedSeconds:F0} s per iteration (over the {profile.MaxSecondsPerIteration:F0} s limit of the {profile.Name} profile)";
+        if (previous.PeakBytes is { } peak && available != long.MaxValue)
+        {
+            double predictedBytes = peak * scale;
+            if (predictedBytes > profile.MaxMemoryFraction * available)
+                return $"predicted peak {predictedBytes / Math.Pow(1024, 3):F1} GiB (over {profile.MaxMemoryFraction * 100:F0}% of the {available / Math.Pow(1024, 3):F1} GiB available)";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The profiled cases: the library's shared and per-head Linformer paths at the first k at every profile length,
+    /// and full attention at the shortest one only (its O(N²) attention would dominate the run time at longer ones).
+    /// </summary>
+    public static IEnumerable<(ModelSpec Model, int SequenceLength)> ProfileCases(RunProfile profile)
+    {
+        var models = ModelSpec.All(profile);
+        foreach (int n in profile.ProfileLengths)
+        {
+            foreach (var m in models.Where(m => m.Kind == ModelKind.Linformer && m.ProjectedLength == profile.ProjectedLengths[0]))
+                yield return (m, n);
+            if (n == profile.ProfileLengths.Min()) yield return (models.First(m => m.Kind == ModelKind.FullFused), n);
+        }
+    }
+
+    public static string ProfileId(ModelSpec model, int n) => $"profile/{model.Id}/{n}";
+
+    private static void RunProfiles(RunProfile profile, CaseFilter filter, BenchmarkResults results, TextWriter log)
+    {
+        foreach (var (model, n) in ProfileCases(profile))
+        {
+            if (!filter.Matches(ProfileId(model, n))) continue;
+            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+            var p = LayerProfiler.Profile(model, n, profile);
+            results.Profiles.Add(p);
+            log.WriteLine($"{ProfileId(model, n)}: whole layer {p.WholeLayer.MedianMs:F2} ms, sum of parts {p.SumOfPartsMs:F2} ms");
+            foreach (var part in p.Parts.Concat(p.Alternatives))
+                log.WriteLine($"    {part.Name,-52} {part.Timing.MedianMs,9:F2} ms");
+        }
+    }
+}
+
+/// <summary>Number formats shared by the log and the report.</summary>
+internal static class Format
+{
+    public static string MiB(long? bytes) => bytes is { } b ? (b / (1024.0 * 1024.0)).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+}

@@ -1,0 +1,86 @@
+using ScottPlot;
+
+namespace Linformer.MLNet.Benchmarks;
+
+/// <summary>Log–log plots of time and peak memory against N, one line per model, written as PNG.</summary>
+internal static class Plots
+{
+    public const int Width = 900, Height = 560;
+
+    /// <summary>Writes the four plots into <paramref name="imageDirectory"/>; returns their file names.</summary>
+    public static IReadOnlyList<(string File, string Caption)> Write(BenchmarkResults results, string imageDirectory)
+    {
+        Directory.CreateDirectory(imageDirectory);
+        var written = new List<(string, string)>();
+        foreach (var mode in new[] { Mode.Inference, Mode.Training })
+        {
+            string m = mode.ToString().ToLowerInvariant();
+            string what = mode == Mode.Inference ? "inference (eval, no_grad)" : "one training step (forward + backward)";
+            if (Plot(results, mode, r => r.MedianMs, "median time (ms)", $"Encoder layer, {what}: time vs N",
+                    Path.Combine(imageDirectory, $"benchmarks-{m}-time.png")))
+                written.Add(($"benchmarks-{m}-time.png", $"Time vs N, {what}, log–log"));
+            if (Plot(results, mode, r => r.PeakMiB, "peak extra memory (MiB)", $"Encoder layer, {what}: peak memory vs N",
+                    Path.Combine(imageDirectory, $"benchmarks-{m}-memory.png")))
+                written.Add(($"benchmarks-{m}-memory.png", $"Peak memory vs N, {what}, log–log"));
+        }
+        return written;
+    }
+
+    private static bool Plot(BenchmarkResults results, Mode mode, Func<LayerResult, double?> value, string yLabel, string title, string path)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var xs = new List<double>();
+        var ys = new List<double>();
+        int index = 0;
+        foreach (var model in results.Models)
+        {
+            // Log axes are drawn by plotting log10 of the data and labelling the ticks with the original values.
+            var points = results.Layers
+                .Where(r => r.Mode == mode && r.Model == model && value(r) is > 0)
+                .OrderBy(r => r.SequenceLength)
+                .Select(r => (X: Math.Log10(r.SequenceLength), Y: Math.Log10(value(r)!.Value)))
+                .ToArray();
+            var color = palette.GetColor(index++);
+            if (points.Length == 0) continue;
+            var scatter = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => p.Y).ToArray());
+            scatter.LegendText = model.Label;
+            scatter.Color = color;
+            scatter.LineWidth = 2;
+            scatter.MarkerSize = 7;
+            if (model.IsFull) scatter.LinePattern = LinePattern.Dashed;
+            xs.AddRange(points.Select(p => p.X));
+            ys.AddRange(points.Select(p => p.Y));
+        }
+        if (xs.Count == 0) return false;
+
+        var xTicks = results.Profile.SequenceLengths.Select(n => (double)n).ToArray();
+        plot.Axes.Bottom.SetTicks(xTicks.Select(Math.Log10).ToArray(), xTicks.Select(n => n.ToString("0", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+        var (yPositions, yLabels) = DecadeTicks(ys.Min(), ys.Max());
+        plot.Axes.Left.SetTicks(yPositions, yLabels);
+        plot.Axes.SetLimitsX(xs.Min() - 0.08, xs.Max() + 0.08);
+        plot.Axes.SetLimitsY(ys.Min() - 0.15, ys.Max() + 0.15);
+        plot.Title(title);
+        plot.XLabel("sequence length N (log scale)");
+        plot.YLabel($"{yLabel} (log scale)");
+        plot.ShowLegend(Alignment.UpperLeft);
+        plot.SavePng(path, Width, Height);
+        return true;
+    }
+
+    /// <summary>Ticks at 1, 2 and 5 times each power of ten inside [lo, hi] (log10 units).</summary>
+    private static (double[] Positions, string[] Labels) DecadeTicks(double lo, double hi)
+    {
+        var positions = new List<double>();
+        var labels = new List<string>();
+        for (int e = (int)Math.Floor(lo) - 1; e <= (int)Math.Ceiling(hi) + 1; e++)
+            foreach (double m in new[] { 1.0, 2.0, 5.0 })
+            {
+                double v = m * Math.Pow(10, e), p = Math.Log10(v);
+                if (p < lo - 0.15 || p > hi + 0.15) continue;
+                positions.Add(p);
+                labels.Add(v >= 1 ? v.ToString("0", System.Globalization.CultureInfo.InvariantCulture) : v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        return (positions.ToArray(), labels.ToArray());
+    }
+}

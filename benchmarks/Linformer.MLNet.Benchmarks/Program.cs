@@ -1,0 +1,99 @@
+using System.Globalization;
+using Linformer.MLNet.Benchmarks;
+
+// Linformer encoder-layer benchmarks: see docs/benchmarks.md (written by this program) for what and how.
+//   dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke] [--out DIR] [--list]
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+var patterns = new List<string>();
+bool quick = false, smoke = false, list = false;
+string? outDirectory = null;
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--quick": quick = true; break;
+        case "--smoke": smoke = true; break;
+        case "--list": list = true; break;
+        case "--out" when i + 1 < args.Length: outDirectory = args[++i]; break;
+        case "--help" or "-h": return Usage(Console.Out, 0);
+        case var a when a.StartsWith("--", StringComparison.Ordinal):
+            Console.Error.WriteLine($"Unknown option {a}.");
+            return Usage(Console.Error, 2);
+        default: patterns.Add(args[i]); break;
+    }
+}
+if (quick && smoke)
+{
+    Console.Error.WriteLine("--quick and --smoke exclude each other.");
+    return Usage(Console.Error, 2);
+}
+var profile = smoke ? RunProfile.Smoke : quick ? RunProfile.Quick : RunProfile.Full;
+if (patterns.Count == 0 && (smoke || list)) patterns.Add("*");
+if (patterns.Count == 0)
+{
+    Console.Error.WriteLine("Give a filter: '*' for everything, or e.g. layer/inference, matmul, profile.");
+    return Usage(Console.Error, 2);
+}
+var filter = new CaseFilter(patterns);
+
+if (list)
+{
+    foreach (var id in CaseIds(profile).Where(filter.Matches)) Console.WriteLine(id);
+    return 0;
+}
+
+// The documented page is rewritten only by the documented run (full profile, everything selected); any other run
+// writes beside it in a temporary folder unless told where.
+string target = outDirectory ?? (profile == RunProfile.Full && filter.SelectsAll
+    ? Path.Combine(RepositoryRoot(), "docs")
+    : Path.Combine(Path.GetTempPath(), $"linformer-benchmarks-{profile.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+target = Path.GetFullPath(target);
+
+var results = BenchmarkRun.Execute(profile, filter, Console.Out);
+const string imageFolder = "images";
+var plots = Plots.Write(results, Path.Combine(target, imageFolder));
+string report = Path.Combine(target, "benchmarks.md");
+Report.Write(results, report, plots, imageFolder);
+Console.WriteLine($"report: {report}");
+foreach (var (file, _) in plots) Console.WriteLine($"plot:   {Path.Combine(target, imageFolder, file)}");
+return 0;
+
+static IEnumerable<string> CaseIds(RunProfile profile)
+{
+    yield return $"matmul/{profile.MatmulSize}";
+    foreach (int n in profile.SequenceLengths)
+        foreach (var model in ModelSpec.All(profile))
+            foreach (var mode in new[] { Mode.Inference, Mode.Training })
+                yield return new LayerResult(mode, model, n, null, null, null, null).Id;
+    foreach (var (model, n) in BenchmarkRun.ProfileCases(profile))
+        yield return BenchmarkRun.ProfileId(model, n);
+}
+
+static string RepositoryRoot()
+{
+    foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Linformer.MLNet.sln"))) return dir.FullName;
+    throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; pass --out DIR.");
+}
+
+static int Usage(TextWriter w, int code)
+{
+    w.WriteLine("""
+        usage: dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke] [--out DIR] [--list]
+
+          <filter>  glob patterns over case ids, case-insensitive; a pattern also selects the cases below it:
+                    '*'  everything                 layer/inference   all inference cases
+                    matmul                          layer/*/linformer-k128-*/4096
+                    profile                         (--list prints the ids)
+          --quick   N = 1024, 2048, 4096 and fewer repetitions: a few minutes on 2 cores
+          --smoke   tiny sizes, every code path (report and plots too), seconds; filter defaults to '*'
+          --out DIR where to write benchmarks.md and images/. Default: docs/ for the full run with '*',
+                    a new temporary folder otherwise
+          --list    print the case ids the filter selects and exit
+        """);
+    return code;
+}

@@ -1,0 +1,41 @@
+namespace Linformer.MLNet.Benchmarks;
+
+/// <summary>Inference (eval + no_grad) or one training step (forward + backward).</summary>
+internal enum Mode { Inference, Training }
+
+/// <summary>One layer case: a model at one N in one mode; measured or skipped with a reason.</summary>
+internal sealed record LayerResult(Mode Mode, ModelSpec Model, int SequenceLength, Timing? Timing, long? PeakBytes,
+    double? CpuUtilisation, string? Skipped, int Attempts = 1)
+{
+    public string Id => $"layer/{Mode.ToString().ToLowerInvariant()}/{Model.Id}/{SequenceLength}";
+    public bool Measured => Timing is not null;
+    public double? MedianMs => Timing?.MedianMs;
+    public double? PeakMiB => PeakBytes / (1024.0 * 1024.0);
+}
+
+/// <summary>The fp32 matmul that gives attainable FLOP/s.</summary>
+internal sealed record MatmulResult(string When, int Size, Timing Timing)
+{
+    public double Flops => 2.0 * Size * Size * (double)Size;
+    public double GflopPerSecond => Flops / (Timing.MedianMs * 1e-3) / 1e9;
+}
+
+/// <summary>Everything one run produced, plus what is needed to describe it.</summary>
+internal sealed class BenchmarkResults
+{
+    public required RunProfile Profile { get; init; }
+    public required CaseFilter Filter { get; init; }
+    public required MachineInfo Machine { get; init; }
+    public required IReadOnlyList<ModelSpec> Models { get; init; }
+    public List<LayerResult> Layers { get; } = [];
+    public List<MatmulResult> Matmuls { get; } = [];
+    public List<LayerProfile> Profiles { get; } = [];
+    public TimeSpan Duration { get; set; }
+    public string LoadAverageAtEnd { get; set; } = "";
+
+    /// <summary>Attainable fp32 FLOP/s: the best of the matmul runs (start and end of the run), or null.</summary>
+    public double? AttainableGflopPerSecond => Matmuls.Count == 0 ? null : Matmuls.Max(m => m.GflopPerSecond);
+
+    public LayerResult? Find(Mode mode, ModelSpec model, int n)
+        => Layers.FirstOrDefault(r => r.Mode == mode && r.Model == model && r.SequenceLength == n);
+}
