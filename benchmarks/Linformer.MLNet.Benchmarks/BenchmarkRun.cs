@@ -23,6 +23,7 @@ internal static class BenchmarkRun
         log.WriteLine($"profile {profile.Name}: C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
                       $"N={string.Join(",", profile.SequenceLengths)}; {results.Machine.TorchThreads} libtorch threads; " +
                       $"load average {results.Machine.LoadAverageAtStart}");
+        Quiet.BudgetSeconds = profile.QuietWaitBudgetSeconds;
         if (!PeakMemory.IsSupported) log.WriteLine("peak memory: not supported on this system (needs Linux /proc); memory columns stay empty");
 
         RunMatmul("start", profile, filter, results, log);

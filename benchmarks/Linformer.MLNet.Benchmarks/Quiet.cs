@@ -13,6 +13,9 @@ internal static class Quiet
 {
     private static readonly TimeSpan Window = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Seconds of waiting left for the whole run; once spent, cases run without waiting.</summary>
+    public static double BudgetSeconds { get; set; } = double.PositiveInfinity;
+
     /// <summary>Share of all cores that other processes kept busy during a short window, or null where unknown.</summary>
     public static double? OthersBusy()
     {
@@ -37,23 +40,31 @@ internal static class Quiet
     /// </summary>
     public static double WaitForQuiet(double maxSeconds, double threshold, TextWriter log)
     {
+        maxSeconds = Math.Min(maxSeconds, BudgetSeconds);
         if (maxSeconds <= 0) return 0;
         var clock = Stopwatch.StartNew();
-        double? busy = OthersBusy();
-        if (busy is null || busy < threshold) return 0;
-        log.WriteLine($"    waiting for the cores: other processes use {busy * 100:F0}% of them");
-        while (clock.Elapsed.TotalSeconds < maxSeconds)
+        try
         {
-            Thread.Sleep(TimeSpan.FromSeconds(2));
-            busy = OthersBusy();
-            if (busy is null || busy < threshold)
+            double? busy = OthersBusy();
+            if (busy is null || busy < threshold) return 0;
+            log.WriteLine($"    waiting for the cores: other processes use {busy * 100:F0}% of them");
+            while (clock.Elapsed.TotalSeconds < maxSeconds)
             {
-                log.WriteLine($"    cores free after {clock.Elapsed.TotalSeconds:F0} s");
-                return clock.Elapsed.TotalSeconds;
+                Thread.Sleep(TimeSpan.FromSeconds(2));
+                busy = OthersBusy();
+                if (busy is null || busy < threshold)
+                {
+                    log.WriteLine($"    cores free after {clock.Elapsed.TotalSeconds:F0} s");
+                    return clock.Elapsed.TotalSeconds;
+                }
             }
+            log.WriteLine($"    still busy ({busy * 100:F0}%) after {clock.Elapsed.TotalSeconds:F0} s; measuring anyway");
+            return -1;
         }
-        log.WriteLine($"    still busy ({busy * 100:F0}%) after {maxSeconds:F0} s; measuring anyway");
-        return -1;
+        finally
+        {
+            BudgetSeconds -= clock.Elapsed.TotalSeconds;
+        }
     }
 
     // First line of /proc/stat: "cpu  user nice system idle iowait irq softirq steal guest guest_nice" (jiffies).

@@ -84,7 +84,7 @@ internal static class Report
         {
             var (speed, memory) = Ratios(r, Mode.Inference, primary, tel, nt);
             string paper = PaperK128.TryGetValue(nt, out var pk) && primary.ProjectedLength == PaperK
-                ? $" (the paper's Table 3 on a V100: {pk.SpeedUp:0.0#}× and {pk.MemorySaving:0.#}×)" : "";
+                ? $" (the paper's Table 3 on a V100: {PaperRatio(pk.SpeedUp)} and {PaperRatio(pk.MemorySaving)})" : "";
             lines.Add($"Inference at N = {nt}: {primary.Label} is **{speed:F1}× faster** than `nn.TransformerEncoderLayer` and needs " +
                       $"**{memory:F1}× less peak memory**{paper}.");
         }
@@ -104,7 +104,7 @@ internal static class Report
                 .Select(x => Flops.Forward(primary, x!.SequenceLength, r.Profile) / (x!.MedianMs!.Value * 1e-3) / 1e9 / peak).ToList()
             : [];
         if (eff.Count > 0)
-            lines.Add($"Hardware efficiency of {primary.Label} at N ≥ 4096 (inference): **{Pct(eff.Min())}–{Pct(eff.Max())}** of the " +
+            lines.Add($"Hardware efficiency of {primary.Label} at N ≥ 4096 (inference): **{(eff.Count == 1 ? Pct(eff[0]) : $"{Pct(eff.Min())}–{Pct(eff.Max())}")}** of the " +
                       $"{r.AttainableGflopPerSecond:F0} GFLOP/s an fp32 {r.Profile.MatmulSize}³ matmul reaches on this machine.");
         var growthPair = ns.Zip(ns.Skip(1)).LastOrDefault(pr => Both(r, Mode.Inference, primary, fused, pr.First) && Both(r, Mode.Inference, primary, fused, pr.Second));
         if (growthPair != default)
@@ -191,7 +191,8 @@ internal static class Report
                       "thread-stack pages), so memory ratios at small N are rough.");
         md.AppendLine(p.QuietWaitSeconds > 0
             ? $"- **Shared machine.** Other processes (builds, tests) may run on the same cores. Before each case the run waits (at most " +
-              $"{p.QuietWaitSeconds:0} s) until other processes use under {Pct(p.QuietThreshold)} of the cores (from `/proc/stat`). A case whose " +
+              $"{p.QuietWaitSeconds:0} s, {p.QuietWaitBudgetSeconds / 60:0} min in all) until other processes use under {Pct(p.QuietThreshold)} " +
+              "of the cores (from `/proc/stat`). A case whose " +
               $"CPU use stayed under {Pct(p.RetryBelowCpuUse)} is measured again at the end of the layer pass, up to {p.Retries} time(s), " +
               "and the measurement with the highest CPU use is kept (column “attempts”)."
             : "- **Shared machine.** This profile does not wait for free cores nor measure again (numbers are for checking the code paths only).");
@@ -241,9 +242,9 @@ internal static class Report
                     bool hasPaper = paper && PaperK128.ContainsKey(n);
                     return
                     [
-                        hasPaper ? $"{PaperK128[n].SpeedUp:0.0#}×" : "—", X(st), X(sf),
+                        hasPaper ? PaperRatio(PaperK128[n].SpeedUp) : "—", X(st), X(sf),
                         X(Flops.Forward(fused, n, r.Profile) / Flops.Forward(lin, n, r.Profile)),
-                        hasPaper ? $"{PaperK128[n].MemorySaving:0.#}×" : "—", X(mt), X(mf),
+                        hasPaper ? PaperRatio(PaperK128[n].MemorySaving) : "—", X(mt), X(mf),
                     ];
                 });
         }
@@ -431,6 +432,9 @@ internal static class Report
         double memory = a?.PeakBytes is > 0 && b?.PeakBytes is { } pb ? (double)pb / a.PeakBytes!.Value : double.NaN;
         return (speed, memory);
     }
+
+    /// <summary>The paper's precision: one decimal below 10, none above.</summary>
+    private static string PaperRatio(double v) => v < 10 ? $"{v:F1}×" : $"{v:F0}×";
 
     private static string Pct(double fraction) => $"{fraction * 100:F0}%";
 

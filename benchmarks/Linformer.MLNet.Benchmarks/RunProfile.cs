@@ -32,6 +32,8 @@ internal sealed record RunProfile
 
     /// <summary>Longest wait, before a case, for other processes to leave the cores (see <see cref="Quiet"/>); 0 = never wait.</summary>
     public double QuietWaitSeconds { get; init; }
+    /// <summary>Total waiting allowed in one run; once spent, cases run without waiting.</summary>
+    public double QuietWaitBudgetSeconds { get; init; }
     /// <summary>The cores count as free when other processes use less than this share of them.</summary>
     public double QuietThreshold { get; init; } = 0.10;
     /// <summary>A case whose CPU use was below this (other processes took cores) is measured again at the end of the layer pass…</summary>
@@ -51,7 +53,8 @@ internal sealed record RunProfile
         Layer = new RepetitionPolicy(Warmups: 2, MinRepetitions: 3, MaxRepetitions: 15, SecondsPerCase: 3),
         Parts = new RepetitionPolicy(Warmups: 2, MinRepetitions: 5, MaxRepetitions: 25, SecondsPerCase: 1),
         MaxSecondsPerIteration = 45,
-        QuietWaitSeconds = 300,
+        QuietWaitSeconds = 90,
+        QuietWaitBudgetSeconds = 1200,
         Retries = 2,
     };
 
@@ -64,7 +67,8 @@ internal sealed record RunProfile
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 5, SecondsPerCase: 0.8),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 9, SecondsPerCase: 0.3),
         MaxSecondsPerIteration = 10,
-        QuietWaitSeconds = 120,
+        QuietWaitSeconds = 60,
+        QuietWaitBudgetSeconds = 240,
         Retries = 1,
     };
 
