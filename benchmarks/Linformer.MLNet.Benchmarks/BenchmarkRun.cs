@@ -58,17 +58,13 @@ internal static class BenchmarkRun
         long available = PeakMemory.AvailableBytes() ?? long.MaxValue;
         foreach (int n in profile.SequenceLengths)
         {
+            var toRun = new List<(ModelSpec Model, Mode Mode)>();
             foreach (var model in results.Models)
-            {
-                var modes = new[] { Mode.Inference, Mode.Training }
-                    .Where(m => filter.Matches(new LayerResult(m, model, n, null, null, null, null).Id)).ToList();
-                if (modes.Count == 0) continue;
-
-                var toRun = new List<Mode>();
-                foreach (var mode in modes)
+                foreach (var mode in new[] { Mode.Inference, Mode.Training })
                 {
+                    if (!filter.Matches(new LayerResult(mode, model, n, null, null, null, null).Id)) continue;
                     string? reason = SkipReason(results, profile, mode, model, n, available);
-                    if (reason is null) toRun.Add(mode);
+                    if (reason is null) toRun.Add((model, mode));
                     else
                     {
                         var skipped = new LayerResult(mode, model, n, null, null, null, reason);
@@ -76,78 +72,83 @@ internal static class BenchmarkRun
                         log.WriteLine($"{skipped.Id}: skipped, {reason}");
                     }
                 }
-                foreach (var result in MeasureCases(model, n, toRun, profile, results.Machine.TorchThreads, log))
-                    results.Layers.Add(result);
-            }
+            results.Layers.AddRange(MeasureAtLength(n, toRun, profile, results, log));
         }
 
-        // Cases that shared the cores with other processes are measured again; the least disturbed measurement stays.
-        for (int attempt = 2; attempt <= 1 + profile.Retries; attempt++)
-        {
-            var disturbed = results.Layers.Where(r => r.CpuUtilisation < profile.RetryBelowCpuUse).ToList();
-            if (disturbed.Count == 0) break;
-            log.WriteLine($"measuring again {disturbed.Count} case(s) with CPU use under {profile.RetryBelowCpuUse * 100:F0}% (attempt {attempt})");
-            foreach (var group in disturbed.GroupBy(r => (r.Model, r.SequenceLength)))
-            {
-                var again = MeasureCases(group.Key.Model, group.Key.SequenceLength, group.Select(r => r.Mode).ToList(), profile,
-                    results.Machine.TorchThreads, log);
-                foreach (var fresh in again)
-                {
-                    var old = group.First(r => r.Mode == fresh.Mode);
-                    int index = results.Layers.IndexOf(old);
-                    results.Layers[index] = fresh.CpuUtilisation > old.CpuUtilisation
-                        ? fresh with { Attempts = attempt }
-                        : old with { Attempts = attempt };
-                }
-            }
-        }
     }
 
-    /// <summary>Builds the model once and measures the given modes on it, each after waiting for free cores.</summary>
-    private static List<LayerResult> MeasureCases(ModelSpec model, int n, IReadOnlyList<Mode> modes, RunProfile profile, int threads, TextWriter log)
+    /// <summary>
+    /// Measures every given (model, mode) at one N in turns (<see cref="Harness.RunInterleaved"/>): each model is built
+    /// once and serves both modes; a short matmul before and after shows how fast the machine was meanwhile.
+    /// </summary>
+    private static List<LayerResult> MeasureAtLength(int n, IReadOnlyList<(ModelSpec Model, Mode Mode)> cases, RunProfile profile,
+        BenchmarkResults results, TextWriter log)
     {
         var measured = new List<LayerResult>();
-        if (modes.Count == 0) return measured;
-        using var built = ModelUnderTest.Create(model, n, profile);
-        using var inputScope = NewDisposeScope();
-        manual_seed(2);
-        var x = randn(profile.Batch, n, profile.Channels);                   // (B, N, C)
-        foreach (var mode in modes)
+        if (cases.Count == 0) return measured;
+        int threads = results.Machine.TorchThreads;
+        var built = new Dictionary<ModelSpec, ModelUnderTest>();
+        try
         {
-            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
-            var result = RunLayerCase(built, x, mode, n, profile, threads);
-            measured.Add(result);
-            log.WriteLine($"{result.Id}: median {result.MedianMs:F2} ms (min {result.Timing!.MinMs:F2}, max {result.Timing.MaxMs:F2}, " +
-                          $"{result.Timing.Repetitions} reps), peak {Format.MiB(result.PeakBytes)} MiB, CPU use {result.CpuUtilisation * 100:F0}%");
+            foreach (var model in cases.Select(c => c.Model).Distinct()) built[model] = ModelUnderTest.Create(model, n, profile);
+            using var inputScope = NewDisposeScope();
+            manual_seed(2);
+            var x = randn(profile.Batch, n, profile.Channels);                   // (B, N, C)
+
+            var runs = cases.Select(c => (c.Model, c.Mode, Case: NewCase(built[c.Model], x, c.Mode, profile, threads))).ToList();
+            double before = CalibrationGflopPerSecond();
+            var sinceCheck = Stopwatch.StartNew();
+            Harness.RunInterleaved(runs.Select(r => r.Case).ToList(),
+                beforeCase: () => Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log),
+                beforeRound: () =>
+                {
+                    // Checking costs half a second: only every few seconds.
+                    if (sinceCheck.Elapsed.TotalSeconds < 5) return;
+                    Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+                    sinceCheck.Restart();
+                });
+            double after = CalibrationGflopPerSecond();
+            results.Calibrations.Add(new CalibrationResult(n, before, after));
+            log.WriteLine($"N = {n}: 1024³ matmul {before:F0} GFLOP/s before, {after:F0} after");
+            foreach (var r in runs)
+            {
+                var result = new LayerResult(r.Mode, r.Model, n, r.Case.Timing, r.Case.PeakBytes, r.Case.CpuUtilisation, null);
+                measured.Add(result);
+                log.WriteLine($"{result.Id}: median {result.MedianMs:F2} ms (min {result.Timing!.MinMs:F2}, max {result.Timing.MaxMs:F2}, " +
+                              $"{result.Timing.Repetitions} reps), peak {Format.MiB(result.PeakBytes)} MiB, CPU use {result.CpuUtilisation * 100:F0}%");
+            }
+        }
+        finally
+        {
+            foreach (var m in built.Values) m.Dispose();
         }
         return measured;
     }
 
-    private static LayerResult RunLayerCase(ModelUnderTest model, Tensor x, Mode mode, int n, RunProfile profile, int threads)
+    private static InterleavedCase NewCase(ModelUnderTest model, Tensor x, Mode mode, RunProfile profile, int threads)
+        => mode == Mode.Inference
+            ? new InterleavedCase(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    using var noGrad = no_grad();
+                    model.Forward(x);
+                }, () => model.Train(false), profile.Layer, threads)
+            : new InterleavedCase(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    var y = model.Forward(x);                                        // (B, N, C)
+                    y.square().mean().backward();
+                }, () => { model.Train(true); model.ZeroGrad(); }, profile.Layer, threads);
+
+    /// <summary>A short fp32 1024³ matmul (median of 5): how fast the machine is right now.</summary>
+    private static double CalibrationGflopPerSecond()
     {
-        Harness.Measurement m;
-        if (mode == Mode.Inference)
-        {
-            model.Train(false);
-            m = Harness.Run(() =>
-            {
-                using var scope = NewDisposeScope();
-                using var noGrad = no_grad();
-                model.Forward(x);
-            }, null, profile.Layer, threads);
-        }
-        else
-        {
-            model.Train(true);
-            m = Harness.Run(() =>
-            {
-                using var scope = NewDisposeScope();
-                var y = model.Forward(x);                   // (B, N, C)
-                y.square().mean().backward();
-            }, model.ZeroGrad, profile.Layer, threads);
-            model.ZeroGrad();
-        }
-        return new LayerResult(mode, model.Spec, n, m.Timing, m.PeakBytes, m.CpuUtilisation, null);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var a = randn(1024, 1024);
+        var b = randn(1024, 1024);
+        var t = Harness.Time(() => { using var s = NewDisposeScope(); mm(a, b); }, new RepetitionPolicy(2, 5, 5, 0));
+        return 2.0 * 1024 * 1024 * 1024 / (t.MedianMs * 1e-3) / 1e9;
     }
 
     /// <summary>

@@ -7,8 +7,19 @@ namespace Linformer.MLNet.Benchmarks;
 // Shapes: B batch, N sequence length, K projected length (the paper's k), H heads, D head width, C model width (H·D),
 // F feed-forward width.
 
+/// <summary>What a part of the layer is: a dense per-position map, Linformer's own work, or elementwise work.</summary>
+internal enum PartKind
+{
+    /// <summary>Per-position linear maps: Q/K/V, output, feed-forward (unchanged by Linformer).</summary>
+    Dense,
+    /// <summary>Sequence projections and the attention itself (what Linformer changes).</summary>
+    Attention,
+    /// <summary>Activation, residual adds, LayerNorm.</summary>
+    Elementwise,
+}
+
 /// <summary>One timed part of the layer (or an alternative way to compute one), with its FLOPs.</summary>
-internal sealed record ProfilePart(string Name, double Flops, Timing Timing, string? Note = null);
+internal sealed record ProfilePart(string Name, PartKind Kind, double Flops, Timing Timing, string? Note = null);
 
 /// <summary>The parts of one layer at one length, the whole layer, and alternatives that show what a change would save.</summary>
 internal sealed record LayerProfile(ModelSpec Model, int SequenceLength, Timing WholeLayer,
@@ -19,8 +30,9 @@ internal sealed record LayerProfile(ModelSpec Model, int SequenceLength, Timing 
 
 /// <summary>
 /// Times the parts of one encoder layer in inference (eval, no_grad) by replaying the library's forward step by
-/// step on the layer's own weights: each part runs alone, many times, on inputs computed beforehand. The sum of
-/// the parts is compared with the whole layer, so any cost outside the parts shows up as a difference.
+/// step on the layer's own weights: each part runs alone, many times, on inputs computed beforehand, taking turns
+/// with the other parts, the alternatives and the whole layer. The sum of the parts is compared with the whole
+/// layer, so any cost outside the parts shows up as a difference.
 /// </summary>
 internal static class LayerProfiler
 {
@@ -45,8 +57,8 @@ internal static class LayerProfiler
 
         var x = randn(b, n, c);                                                       // (B, N, C)
         var w = attention.Qkv.weight!;                                                // (3·H·D, C)
-        var parts = new List<(string Name, double Flops, Func<Tensor> Op, string? Note)>();
-        var alternatives = new List<(string Name, double Flops, Func<Tensor> Op, string? Note)>();
+        var parts = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
+        var alternatives = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
 
         Tensor qh, kh, vh;                                                            // inputs of the attention
         var e = attention.KeyProjection;
@@ -62,9 +74,9 @@ internal static class LayerProfiler
             qh = SplitHeads(q);
             kh = SplitHeads(e.AddBias(kv.narrow(-1, 0, hd)));                         // (B, H, K, D)
             vh = SplitHeads(e.AddBias(kv.narrow(-1, hd, hd)));
-            parts.Add(("Q map  x·W_q", 2 * bn * c * c, () => nn.functional.linear(x, wq), null));
-            parts.Add(("sequence projection  E·x", 2 * b * k * n * c, () => e.ProjectLinear(x), "(K, N) @ (B, N, C)"));
-            parts.Add(("K, V maps on k rows + bias", 4 * b * k * c * c,
+            parts.Add(("Q map  x·W_q", PartKind.Dense, 2 * bn * c * c, () => nn.functional.linear(x, wq), null));
+            parts.Add(("sequence projection  E·x", PartKind.Attention, 2 * b * k * n * c, () => e.ProjectLinear(x), "(K, N) @ (B, N, C)"));
+            parts.Add(("K, V maps on k rows + bias", PartKind.Attention, 4 * b * k * c * c,
                 () => { var t = nn.functional.linear(xe, wkv); e.AddBias(t.narrow(-1, 0, hd)); return e.AddBias(t.narrow(-1, hd, hd)); }, null));
         }
         else
@@ -73,18 +85,18 @@ internal static class LayerProfiler
             qh = SplitHeads(qkv.narrow(-1, 0, hd));
             var k0 = SplitHeads(qkv.narrow(-1, hd, hd));                              // (B, H, N, D), strided view
             var v0 = SplitHeads(qkv.narrow(-1, 2 * hd, hd));
-            parts.Add(("Q, K, V maps  x·W_qkv", 6 * bn * c * c, () => nn.functional.linear(x, w), null));
+            parts.Add(("Q, K, V maps  x·W_qkv", PartKind.Dense, 6 * bn * c * c, () => nn.functional.linear(x, w), null));
             if (spec.Kind == ModelKind.Linformer)
             {
                 kh = e!.Project(k0);                                                  // (B, H, K, D)
                 vh = fp!.Project(v0);
-                parts.Add(("per-head projections  E_i·K_i, F_i·V_i + bias", 4 * b * k * n * c,
+                parts.Add(("per-head projections  E_i·K_i, F_i·V_i + bias", PartKind.Attention, 4 * b * k * n * c,
                     () => { e.Project(k0); return fp.Project(v0); }, "(H, K, N) @ (B, H, N, D), K and V strided views"));
                 var k0c = k0.contiguous();
                 var v0c = v0.contiguous();
-                alternatives.Add(("per-head projections of contiguous K, V", 4 * b * k * n * c,
+                alternatives.Add(("per-head projections of contiguous K, V", PartKind.Attention, 4 * b * k * n * c,
                     () => { e.Project(k0c); return fp.Project(v0c); }, "inputs copied to (B, H, N, D) beforehand"));
-                alternatives.Add(("copy K, V to contiguous (B, H, N, D)", 0,
+                alternatives.Add(("copy K, V to contiguous (B, H, N, D)", PartKind.Elementwise, 0,
                     () => { k0.contiguous(); return v0.contiguous(); }, null));
             }
             else
@@ -95,32 +107,44 @@ internal static class LayerProfiler
         }
 
         double keys = spec.Kind == ModelKind.Linformer ? k : n;
-        var attended = nn.functional.scaled_dot_product_attention(qh, kh, vh);        // (B, H, N, D)
-        parts.Add(($"attention over {(spec.Kind == ModelKind.Linformer ? "k" : "N")} positions (fused SDPA)", 4 * bn * keys * c,
-            () => nn.functional.scaled_dot_product_attention(qh, kh, vh), "softmax(Q·Kᵀ/√D)·V"));
-        var qc = qh.contiguous();
-        var kc = kh.contiguous();
-        var vc = vh.contiguous();
-        alternatives.Add(("fused SDPA on contiguous Q, K, V", 4 * bn * keys * c,
-            () => nn.functional.scaled_dot_product_attention(qc, kc, vc), "inputs copied to (B, H, L, D) beforehand"));
-        alternatives.Add(("attention written out: matmul, softmax, matmul", 4 * bn * keys * c,
+        var attended = nn.functional.scaled_dot_product_attention(qh, kh, vh);        // (B, H, N, D), laid out as (B, N, H, D)
+        parts.Add(($"attention over {(spec.Kind == ModelKind.Linformer ? "k" : "N")} positions (fused SDPA)", PartKind.Attention, 4 * bn * keys * c,
+            () => nn.functional.scaled_dot_product_attention(qh, kh, vh), "softmax(Q·Kᵀ/√D)·V on strided head views"));
+        // SDPA lays its output out like its query: with the strided head view of Q the merge below is a free view;
+        // with a contiguous (B, H, N, D) query it costs a copy. The alternative therefore includes copies and merge.
+        alternatives.Add(("contiguous Q, K, V copies + fused SDPA + merge copy", PartKind.Attention, 4 * bn * keys * c,
+            () => nn.functional.scaled_dot_product_attention(qh.contiguous(), kh.contiguous(), vh.contiguous()).transpose(1, 2).reshape(b, n, hd),
+            "compare with the attention part (its merge is a free view)"));
+        alternatives.Add(("attention written out: matmul, softmax, matmul", PartKind.Attention, 4 * bn * keys * c,
             () => matmul(matmul(qh, kh.transpose(-2, -1)).mul_(1.0 / Math.Sqrt(d)).softmax(-1), vh), "materialises (B, H, N, L)"));
 
-        var merged = attended.transpose(1, 2).reshape(b, n, hd);                     // (B, N, C)
+        var merged = attended.transpose(1, 2).reshape(b, n, hd);                     // (B, N, C), a view
         var y = output.forward(merged);
-        parts.Add(("merge heads + output map", 2 * bn * c * c,
+        parts.Add(("merge heads + output map", PartKind.Dense, 2 * bn * c * c,
             () => output.forward(attended.transpose(1, 2).reshape(b, n, hd)), null));
         var h1 = layer.AttentionNorm.forward(x + y);
-        parts.Add(("residual + LayerNorm (attention)", 0, () => layer.AttentionNorm.forward(x + y), null));
-        var ff = feedForward.forward(h1);
-        parts.Add(("feed-forward  W_2·GELU(W_1·x)", 4 * bn * c * f, () => feedForward.forward(h1), null));
-        parts.Add(("residual + LayerNorm (feed-forward)", 0, () => feedForwardNorm.forward(h1 + ff), null));
+        parts.Add(("residual + LayerNorm (attention)", PartKind.Elementwise, 0, () => layer.AttentionNorm.forward(x + y), null));
+        // The feed-forward block in its three steps (its dropouts are identities in eval).
+        var u = feedForward.W1.forward(h1);                                          // (B, N, F)
+        var g = nn.functional.gelu(u);                                                // the options' Activation.Gelu
+        var ff = feedForward.W2.forward(g);                                          // (B, N, C)
+        parts.Add(("feed-forward W_1 (C → F) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W1.forward(h1), null));
+        parts.Add(("GELU (exact, erf)", PartKind.Elementwise, 0, () => nn.functional.gelu(u), "on (B, N, F)"));
+        parts.Add(("feed-forward W_2 (F → C) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W2.forward(g), null));
+        parts.Add(("residual + LayerNorm (feed-forward)", PartKind.Elementwise, 0, () => feedForwardNorm.forward(h1 + ff), null));
+        alternatives.Add(("whole feed-forward block (module forward)", PartKind.Dense, 4 * bn * c * f, () => feedForward.forward(h1),
+            "compare with the sum of its three parts"));
 
-        Timing Time(Func<Tensor> op) => Harness.Time(() => { using var s = NewDisposeScope(); op(); }, profile.Parts);
+        // Parts, alternatives and the whole layer take turns (Harness.RunInterleaved), so a part and the alternative it is
+        // compared with see the same machine conditions.
+        InterleavedCase Case(Func<Tensor> op) => new(() => { using var s = NewDisposeScope(); op(); }, null, profile.Parts, 1, measureMemory: false);
+        var partCases = parts.Select(p => Case(p.Op)).ToList();
+        var alternativeCases = alternatives.Select(p => Case(p.Op)).ToList();
+        var wholeCase = Case(() => layer.forward(x, null));
+        Harness.RunInterleaved([.. partCases, .. alternativeCases, wholeCase], null, null);
 
-        var whole = Time(() => layer.forward(x, null));
-        var timedParts = parts.Select(p => new ProfilePart(p.Name, p.Flops, Time(p.Op), p.Note)).ToList();
-        var timedAlternatives = alternatives.Select(p => new ProfilePart(p.Name, p.Flops, Time(p.Op), p.Note)).ToList();
-        return new LayerProfile(spec, n, whole, timedParts, timedAlternatives);
+        var timedParts = parts.Select((p, i) => new ProfilePart(p.Name, p.Kind, p.Flops, partCases[i].Timing, p.Note)).ToList();
+        var timedAlternatives = alternatives.Select((p, i) => new ProfilePart(p.Name, p.Kind, p.Flops, alternativeCases[i].Timing, p.Note)).ToList();
+        return new LayerProfile(spec, n, wholeCase.Timing, timedParts, timedAlternatives);
     }
 }

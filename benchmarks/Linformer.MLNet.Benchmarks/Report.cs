@@ -92,8 +92,10 @@ internal static class Report
         if (largestFused is { } nf)
         {
             var (speed, memory) = Ratios(r, Mode.Inference, primary, fused, nf);
+            string paper = PaperK128.TryGetValue(nf, out var pk) && primary.ProjectedLength == PaperK
+                ? $" (the paper: {PaperRatio(pk.SpeedUp)} and {PaperRatio(pk.MemorySaving)} against its standard Transformer)" : "";
             lines.Add($"Against our own full attention with the fused `scaled_dot_product_attention` kernel, the gain at N = {nf} is " +
-                      $"**{speed:F1}×** in time and **{memory:F1}×** in peak memory. The fused kernel never stores the N×N matrix, " +
+                      $"**{speed:F1}×** in time and **{memory:F1}×** in peak memory{paper}. The fused kernel never stores the N×N matrix, " +
                       "so its memory grows linearly in N like Linformer's; what it cannot avoid is the O(N²) arithmetic.");
             var (trainSpeed, _) = Ratios(r, Mode.Training, primary, fused, nf);
             if (!double.IsNaN(trainSpeed))
@@ -105,7 +107,7 @@ internal static class Report
             : [];
         if (eff.Count > 0)
             lines.Add($"Hardware efficiency of {primary.Label} at N ≥ 4096 (inference): **{(eff.Count == 1 ? Pct(eff[0]) : $"{Pct(eff.Min())}–{Pct(eff.Max())}")}** of the " +
-                      $"{r.AttainableGflopPerSecond:F0} GFLOP/s an fp32 {r.Profile.MatmulSize}³ matmul reaches on this machine.");
+                      $"{r.AttainableGflopPerSecond:F0} GFLOP/s the best fp32 matmul of the run reached{AloneEfficiency(r, primary)}.");
         var growthPair = ns.Zip(ns.Skip(1)).LastOrDefault(pr => Both(r, Mode.Inference, primary, fused, pr.First) && Both(r, Mode.Inference, primary, fused, pr.Second));
         if (growthPair != default)
         {
@@ -117,9 +119,11 @@ internal static class Report
         if (prof is not null)
         {
             var top = prof.Parts.OrderByDescending(x => x.Timing.MedianMs).First();
-            lines.Add($"Where the time goes ({primary.Label}, N = {prof.SequenceLength}): the largest part is “{top.Name}” with " +
-                      $"{Pct(top.Timing.MedianMs / prof.SumOfPartsMs)} of the layer; attention proper is " +
-                      $"{Pct(prof.Parts.Where(x => x.Name.StartsWith("attention", StringComparison.Ordinal)).Sum(x => x.Timing.MedianMs) / prof.SumOfPartsMs)}.");
+            double Share(PartKind kind) => prof.Parts.Where(x => x.Kind == kind).Sum(x => x.Timing.MedianMs) / prof.SumOfPartsMs;
+            lines.Add($"Where the time goes ({primary.Label}, N = {prof.SequenceLength}, inference): the dense per-position maps that " +
+                      $"Linformer leaves as they are (Q/K/V, output, feed-forward) take {Pct(Share(PartKind.Dense))}, the sequence projection " +
+                      $"and attention over k {Pct(Share(PartKind.Attention))}, elementwise work {Pct(Share(PartKind.Elementwise))}; the largest " +
+                      $"single part is “{top.Name}” ({Pct(top.Timing.MedianMs / prof.SumOfPartsMs)}).");
         }
         if (lines.Count == 0) lines.Add("No comparison could be made from the cases this run selected.");
         foreach (var line in lines) md.AppendLine($"- {line}");
@@ -176,11 +180,13 @@ internal static class Report
                       "backward; gradients are set to none before each step (untimed), so every step allocates them like a real one; no optimizer step.");
         md.AppendLine($"- **Timing.** A Stopwatch harness in the benchmark process (BenchmarkDotNet is not used: its default toolchain builds " +
                       "and runs a copy of the project in a child process, where the native-library fix would have to run again, and its " +
-                      "statistics target microsecond cases, whereas these take milliseconds to seconds). Per case: " +
-                      $"{p.Layer.Warmups} untimed warm-up iteration(s) (one if an iteration takes over 2 s), one untimed iteration that measures memory, then " +
-                      $"{p.Layer.MinRepetitions}–{p.Layer.MaxRepetitions} timed repetitions, as many as fit {p.Layer.SecondsPerCase:0.##} s; " +
-                      "the **median** is reported. Cases run in order of N, every model at each N (inference then training) before the next N, so " +
-                      "models are compared under the same machine conditions.");
+                      "statistics target microsecond cases, whereas these take milliseconds to seconds). At each N every case (model × mode) " +
+                      $"first gets {p.Layer.Warmups} untimed warm-up iteration(s) (one if an iteration takes over 2 s) and one untimed iteration " +
+                      $"that measures memory; its repetition count is then fixed to what fits {p.Layer.SecondsPerCase:0.##} s, between " +
+                      $"{p.Layer.MinRepetitions} and {p.Layer.MaxRepetitions}. The timed repetitions are split into {Harness.Rounds} **rounds**; in " +
+                      "each round every case runs its share back to back, so a slow phase of the machine (the host of this virtual machine is " +
+                      "shared too) falls on all models alike; the **median** is reported. A 1024³ matmul before and after each N shows how fast " +
+                      "the machine was meanwhile (table under [growth with N](#growth-with-n)).");
         md.AppendLine("- **Peak memory.** TorchSharp exposes no allocator statistics for the CPU (libtorch keeps none unless its profiler " +
                       "runs, which TorchSharp does not bind), so the kernel's own high-water mark is used: collect the .NET heap, `malloc_trim(0)` " +
                       "(glibc returns every free heap page of every arena to the kernel, so memory freed earlier cannot hide new allocations), " +
@@ -190,12 +196,11 @@ internal static class Report
                       "to the page, not sampled, so a matrix alive for a millisecond counts. Small cases carry a few MiB of noise (allocator and " +
                       "thread-stack pages), so memory ratios at small N are rough.");
         md.AppendLine(p.QuietWaitSeconds > 0
-            ? $"- **Shared machine.** Other processes (builds, tests) may run on the same cores. Before each case the run waits (at most " +
-              $"{p.QuietWaitSeconds:0} s, {p.QuietWaitBudgetSeconds / 60:0} min in all) until other processes use under {Pct(p.QuietThreshold)} " +
-              "of the cores (from `/proc/stat`). A case whose " +
-              $"CPU use stayed under {Pct(p.RetryBelowCpuUse)} is measured again at the end of the layer pass, up to {p.Retries} time(s), " +
-              "and the measurement with the highest CPU use is kept (column “attempts”)."
-            : "- **Shared machine.** This profile does not wait for free cores nor measure again (numbers are for checking the code paths only).");
+            ? $"- **Shared machine.** Other processes (builds, tests) may run on the same cores. Before each case and between rounds the run " +
+              $"waits (at most {p.QuietWaitSeconds:0} s at a time, {p.QuietWaitBudgetSeconds / 60:0} min in all) until other processes use under " +
+              $"{Pct(p.QuietThreshold)} of the cores (from `/proc/stat`); the “CPU use” column of [all measurements](#all-measurements) shows " +
+              "how far each case still shared them."
+            : "- **Shared machine.** This profile does not wait for free cores (its numbers only check the code paths).");
         md.AppendLine($"- **Skipped cases.** Before each case the time and memory are predicted from the same model at N/2 (× 4 for full " +
                       $"attention, × 2 for Linformer); a case predicted over {p.MaxSecondsPerIteration:0} s per iteration or over " +
                       $"{Pct(p.MaxMemoryFraction)} of the available memory is skipped and listed with its reason under [all measurements](#all-measurements).");
@@ -259,6 +264,16 @@ internal static class Report
                 var (sf, mf) = Ratios(r, Mode.Training, l, fused, n);
                 return new[] { $"{X(st)} / {X(mt)}", $"{X(sf)} / {X(mf)}" };
             }));
+        int? nLast = ns.Where(n => r.Find(Mode.Inference, tel, n)?.Measured == true && r.Find(Mode.Inference, fused, n)?.Measured == true)
+            .Select(n => (int?)n).LastOrDefault();
+        if (nLast is { } nl && r.AttainableGflopPerSecond is { } attainable)
+        {
+            double Rate(ModelSpec m) => Flops.Forward(m, nl, r.Profile) / (r.Find(Mode.Inference, m, nl)!.MedianMs!.Value * 1e-3) / 1e9;
+            md.AppendLine($"At N = {nl} the two baselines do the same arithmetic, but TEL runs at {Pct(Rate(tel) / attainable)} of the matmul " +
+                          $"rate and the fused kernel at {Pct(Rate(fused) / attainable)}: TEL is {Rate(fused) / Rate(tel):F1}× slower for the same FLOPs, " +
+                          "which is why the speed-ups against TEL exceed the paper's while those against the fused kernel are close to them.");
+            md.AppendLine();
+        }
         md.AppendLine("Reading the comparison: the paper's baseline materialises the N×N attention, as TEL does here, so the TEL columns are " +
                       "the like-for-like ones. “FLOP ratio” is the full layer's FLOPs ÷ the Linformer layer's (formula under " +
                       "[hardware efficiency](#hardware-efficiency)): the speed-up if both ran at the same FLOP rate. It stays far below N/k " +
@@ -278,7 +293,9 @@ internal static class Report
         {
             md.AppendLine($"Attainable fp32 rate: `torch.mm` of two {p.MatmulSize}×{p.MatmulSize} matrices (2·{p.MatmulSize}³ FLOPs), timed at the start and " +
                           $"at the end of the run: {string.Join(", ", r.Matmuls.Select(m => $"{m.GflopPerSecond:F1} GFLOP/s ({m.When}, median {Ms(m.Timing.MedianMs)} ms)"))}. " +
-                          $"The better one, **{r.AttainableGflopPerSecond:F1} GFLOP/s**, is the reference below.");
+                          $"The best matmul rate of the run, including the 1024³ speed checks around each N (table under [growth with N](#growth-with-n)), " +
+                          $"**{r.AttainableGflopPerSecond:F1} GFLOP/s**, is the attainable rate below: the host's speed varies during a run, so the best " +
+                          "rate, not the first, is what the machine can do.");
         }
         else md.AppendLine("The matmul reference was not selected in this run; only absolute rates are shown.");
         md.AppendLine();
@@ -307,6 +324,10 @@ internal static class Report
             md.AppendLine($"At N = 4096 the feed-forward block is {Pct(ff / total)} and the Q and output maps {Pct(maps / total)} of {primary.Label}'s " +
                           "FLOPs: Linformer removes the quadratic term, not these.");
         }
+        string alone = AloneEfficiency(r, primary);
+        if (alone.Length > 0)
+            md.AppendLine($"The host's speed varies during a run (speed table under [growth with N](#growth-with-n)), so a layer's rate depends on when it " +
+                          $"ran. For {primary.Label} the tables below give the rates of the layer cases{alone}.");
         md.AppendLine();
         foreach (var mode in new[] { Mode.Inference, Mode.Training })
         {
@@ -338,6 +359,15 @@ internal static class Report
         md.AppendLine("time(2N) ÷ time(N), median times. Linear cost gives 2, quadratic 4; below the asymptote fixed costs and the " +
                       "linear parts of a full-attention layer pull the ratio down.");
         md.AppendLine();
+        if (r.Calibrations.Count > 0)
+        {
+            md.AppendLine("Machine speed while each N ran (fp32 1024³ matmul, GFLOP/s, before and after the cases of that N). Ratios between " +
+                          "models at one N are measured in turns and do not depend on it; ratios across N do, by up to the spread shown here.");
+            md.AppendLine();
+            var cal = r.Calibrations.OrderBy(c => c.SequenceLength).ToList();
+            Table(md, "", cal.Select(c => $"N = {c.SequenceLength}"), ["before", "after"],
+                row => cal.Select(c => $"{(row == "before" ? c.BeforeGflopPerSecond : c.AfterGflopPerSecond):F0}"), row => row);
+        }
         foreach (var mode in new[] { Mode.Inference, Mode.Training })
         {
             if (!r.Layers.Any(x => x.Mode == mode && x.Measured)) continue;
@@ -358,7 +388,9 @@ internal static class Report
         md.AppendLine("## Where the time goes");
         md.AppendLine();
         md.AppendLine("Inference, part by part: the library's forward replayed step by step on the layer's own weights, each part timed alone " +
-                      "(median) on inputs computed beforehand. “Whole layer” is the layer's own forward; the difference to the sum of the parts " +
+                      $"(median of {r.Profile.Parts.MinRepetitions}–{r.Profile.Parts.MaxRepetitions} repetitions within {r.Profile.Parts.SecondsPerCase:0.##} s, after " +
+                      $"{r.Profile.Parts.Warmups} warm-ups) on inputs computed beforehand; parts, alternatives and the whole layer take turns in " +
+                      $"{Harness.Rounds} rounds, so each comparison sees the same machine conditions. “Whole layer” is the layer's own forward; the difference to the sum of the parts " +
                       "is what the parts miss (dispose scopes, temporaries, cache effects between parts). The alternatives below each table time " +
                       "other ways to compute a part, as evidence for or against changing the library.");
         md.AppendLine();
@@ -375,6 +407,11 @@ internal static class Report
                 part.Flops > 0 && r.AttainableGflopPerSecond is { } peak ? Pct(part.Flops / (part.Timing.MedianMs * 1e-3) / 1e9 / peak) : "—",
                 part.Note ?? "",
             ], part => part.Name);
+            double Share(PartKind kind) => prof.Parts.Where(x => x.Kind == kind).Sum(x => x.Timing.MedianMs) / prof.SumOfPartsMs;
+            md.AppendLine($"Dense per-position maps (Q/K/V, output, feed-forward) take {Pct(Share(PartKind.Dense))} of the parts' time, " +
+                          $"{(prof.Model.Kind == ModelKind.Linformer ? "the sequence projections and attention over k" : "attention over all N")} " +
+                          $"{Pct(Share(PartKind.Attention))}, elementwise work (GELU, residual adds, LayerNorm) {Pct(Share(PartKind.Elementwise))}.");
+            md.AppendLine();
             if (prof.Alternatives.Count > 0)
             {
                 Table(md, "alternative", ["ms", "note"], prof.Alternatives.ToList(), a => [$"{a.Timing.MedianMs:F2}", a.Note ?? ""], a => a.Name);
@@ -401,12 +438,12 @@ internal static class Report
         md.AppendLine("Every case of the run: median, min and max of the timed repetitions, peak extra memory, and CPU use (process CPU time ÷ " +
                       "(wall time × libtorch threads) over the repetitions; well below 100% means other processes took cores).");
         md.AppendLine();
-        md.AppendLine("| case | median ms | min ms | max ms | reps | peak MiB | CPU use | attempts |");
-        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| case | median ms | min ms | max ms | reps | peak MiB | CPU use |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var m in r.Matmuls)
-            md.AppendLine($"| `matmul/{m.Size}` ({m.When}) | {m.Timing.MedianMs:F2} | {m.Timing.MinMs:F2} | {m.Timing.MaxMs:F2} | {m.Timing.Repetitions} | — | — | 1 |");
+            md.AppendLine($"| `matmul/{m.Size}` ({m.When}) | {m.Timing.MedianMs:F2} | {m.Timing.MinMs:F2} | {m.Timing.MaxMs:F2} | {m.Timing.Repetitions} | — | — |");
         foreach (var x in r.Layers.Where(x => x.Measured))
-            md.AppendLine($"| `{x.Id}` | {x.Timing!.MedianMs:F2} | {x.Timing.MinMs:F2} | {x.Timing.MaxMs:F2} | {x.Timing.Repetitions} | {Format.MiB(x.PeakBytes)} | {(x.CpuUtilisation is { } u ? Pct(u) : "—")} | {x.Attempts} |");
+            md.AppendLine($"| `{x.Id}` | {x.Timing!.MedianMs:F2} | {x.Timing.MinMs:F2} | {x.Timing.MaxMs:F2} | {x.Timing.Repetitions} | {Format.MiB(x.PeakBytes)} | {(x.CpuUtilisation is { } u ? Pct(u) : "—")} |");
         md.AppendLine();
         var skipped = r.Layers.Where(x => !x.Measured).ToList();
         if (skipped.Count > 0)
@@ -419,6 +456,19 @@ internal static class Report
     }
 
     // --- helpers ---
+
+    /// <summary>“; measured alone in the profile, … GFLOP/s (…%) at N = …” for the model's profiled lengths, or "".</summary>
+    private static string AloneEfficiency(BenchmarkResults r, ModelSpec model)
+    {
+        var profiles = r.Profiles.Where(x => x.Model == model).OrderBy(x => x.SequenceLength).ToList();
+        if (profiles.Count == 0 || r.AttainableGflopPerSecond is not { } peak) return "";
+        var parts = profiles.Select(x =>
+        {
+            double rate = Flops.Forward(model, x.SequenceLength, r.Profile) / (x.WholeLayer.MedianMs * 1e-3) / 1e9;
+            return $"{rate:F0} GFLOP/s ({Pct(rate / peak)}) at N = {x.SequenceLength}";
+        });
+        return $"; timed alone in the part-by-part profile, the same layer ran at {string.Join(" and ", parts)}";
+    }
 
     private static bool Both(BenchmarkResults r, Mode mode, ModelSpec a, ModelSpec b, int n)
         => r.Find(mode, a, n)?.Measured == true && r.Find(mode, b, n)?.Measured == true;

@@ -36,10 +36,6 @@ internal sealed record RunProfile
     public double QuietWaitBudgetSeconds { get; init; }
     /// <summary>The cores count as free when other processes use less than this share of them.</summary>
     public double QuietThreshold { get; init; } = 0.10;
-    /// <summary>A case whose CPU use was below this (other processes took cores) is measured again at the end of the layer pass…</summary>
-    public double RetryBelowCpuUse { get; init; } = 0.85;
-    /// <summary>…up to this many times; the measurement with the highest CPU use is kept.</summary>
-    public int Retries { get; init; }
 
     /// <summary>The paper's Table 3 setting on the CPU budget of the build machines: one layer, C = 256, 4 heads of 64, FF = 4C, batch 1.</summary>
     public static RunProfile Full { get; } = new()
@@ -55,7 +51,6 @@ internal sealed record RunProfile
         MaxSecondsPerIteration = 45,
         QuietWaitSeconds = 90,
         QuietWaitBudgetSeconds = 1200,
-        Retries = 2,
     };
 
     /// <summary>Same model, three lengths, fewer repetitions: a few minutes on 2 cores.</summary>
@@ -69,7 +64,6 @@ internal sealed record RunProfile
         MaxSecondsPerIteration = 10,
         QuietWaitSeconds = 60,
         QuietWaitBudgetSeconds = 240,
-        Retries = 1,
     };
 
     /// <summary>Tiny sizes, one or two repetitions: every code path (plots and report included) in seconds.</summary>

@@ -20,29 +20,33 @@ internal sealed record Timing(IReadOnlyList<double> SamplesMs)
 }
 
 /// <summary>How many times a case runs: warm-ups, then repetitions until a time budget is spent.</summary>
-internal sealed record RepetitionPolicy(int Warmups, int MinRepetitions, int MaxRepetitions, double SecondsPerCase);
+internal sealed record RepetitionPolicy(int Warmups, int MinRepetitions, int MaxRepetitions, double SecondsPerCase)
+{
+    /// <summary>Repetitions that fit the budget for an iteration of <paramref name="iterationMs"/>, within [min, max].</summary>
+    public int RepetitionsFor(double iterationMs)
+        => iterationMs <= 0
+            ? Math.Max(MinRepetitions, MaxRepetitions)
+            : (int)Math.Clamp(SecondsPerCase * 1000 / iterationMs, MinRepetitions, Math.Max(MinRepetitions, MaxRepetitions));
+}
 
 /// <summary>
-/// The measurement loop: a plain Stopwatch harness, single-threaded on the .NET side (libtorch uses its own
-/// intra-op threads). Per case: warm-up iterations (untimed: first-call costs such as MKL buffers, oneDNN
-/// primitives and gradient buffers), one untimed iteration that measures peak memory, then timed repetitions;
-/// the number of repetitions fits the case's time budget, bounded below and above. The median is reported.
+/// One case of the layer benchmark (a model in one mode at one N) measured in steps, so that several cases can take
+/// turns: <see cref="Prepare"/> runs the untimed warm-ups (first-call costs: MKL buffers, oneDNN primitives,
+/// gradient buffers) and (unless told not to) the untimed iteration that measures peak memory, and fixes the number of repetitions
+/// from the budget; <see cref="RunOnce"/> runs one timed repetition.
 /// </summary>
-internal static class Harness
+internal sealed class InterleavedCase(Action iteration, Action? beforeEach, RepetitionPolicy policy, int threads, bool measureMemory = true)
 {
-    /// <param name="Timing">The timed repetitions.</param>
-    /// <param name="PeakBytes">Peak extra resident memory of one iteration (see <see cref="PeakMemory"/>), or null.</param>
-    /// <param name="CpuUtilisation">
-    /// Process CPU time over the timed repetitions divided by (wall time × libtorch threads): about 1 when the
-    /// case had the cores to itself, lower when other processes competed for them.
-    /// </param>
-    public sealed record Measurement(Timing Timing, long? PeakBytes, double CpuUtilisation);
+    // A slow case is warm after one iteration; more would only cost time.
+    private const double SlowIterationMs = 2000;
 
-    /// <param name="iteration">One iteration; it must free everything it allocates (a dispose scope).</param>
-    /// <param name="beforeEach">Untimed preparation before every iteration (e.g. dropping gradients), or null.</param>
-    /// <param name="policy">Warm-ups, repetitions and time budget.</param>
-    /// <param name="threads">Threads libtorch computes with (for <see cref="Measurement.CpuUtilisation"/>).</param>
-    public static Measurement Run(Action iteration, Action? beforeEach, RepetitionPolicy policy, int threads)
+    private readonly List<double> samples = [];
+    private TimeSpan cpu;
+
+    public int TargetRepetitions { get; private set; }
+    public long? PeakBytes { get; private set; }
+
+    public void Prepare()
     {
         var watch = new Stopwatch();
         double lastMs = 0;
@@ -52,32 +56,69 @@ internal static class Harness
             watch.Restart();
             iteration();
             lastMs = watch.Elapsed.TotalMilliseconds;
-            if (lastMs > SlowIterationMs) break;   // a slow case is warm after one iteration; more would only cost time
+            if (lastMs > SlowIterationMs) break;
         }
-
-        beforeEach?.Invoke();
-        long? peak = PeakMemory.Measure(iteration);
-
-        // Repetitions that fit the budget, judged by the last warm-up; at least MinRepetitions.
-        int repetitions = lastMs <= 0
-            ? policy.MaxRepetitions
-            : (int)Math.Clamp(policy.SecondsPerCase * 1000 / lastMs, policy.MinRepetitions, policy.MaxRepetitions);
-        var samples = new List<double>(repetitions);
-        var cpuBefore = Environment.CpuUsage.TotalTime;
-        for (int i = 0; i < repetitions; i++)
+        if (measureMemory)
         {
             beforeEach?.Invoke();
-            watch.Restart();
-            iteration();
-            samples.Add(watch.Elapsed.TotalMilliseconds);
+            PeakBytes = PeakMemory.Measure(iteration);
         }
-        double cpuMs = (Environment.CpuUsage.TotalTime - cpuBefore).TotalMilliseconds;
-        return new Measurement(new Timing(samples), peak, cpuMs / (samples.Sum() * Math.Max(1, threads)));
+        TargetRepetitions = policy.RepetitionsFor(lastMs);
     }
 
-    private const double SlowIterationMs = 2000;
+    public void RunOnce()
+    {
+        beforeEach?.Invoke();
+        var cpuBefore = Environment.CpuUsage.TotalTime;
+        long start = Stopwatch.GetTimestamp();
+        iteration();
+        samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        cpu += Environment.CpuUsage.TotalTime - cpuBefore;
+    }
 
-    /// <summary>Times a single operation without the memory probe (the profile's parts).</summary>
+    public Timing Timing => new(samples.ToArray());
+
+    /// <summary>
+    /// Process CPU time over the timed repetitions ÷ (their wall time × libtorch threads): about 1 when the case had
+    /// the cores to itself, lower when other processes competed for them.
+    /// </summary>
+    public double CpuUtilisation => cpu.TotalMilliseconds / (samples.Sum() * Math.Max(1, threads));
+}
+
+/// <summary>The measurement loops: a plain Stopwatch harness, single-threaded on the .NET side (libtorch uses its own intra-op threads).</summary>
+internal static class Harness
+{
+    /// <summary>Rounds the timed repetitions of a group of cases are split into.</summary>
+    public const int Rounds = 3;
+
+    /// <summary>
+    /// Measures several cases in turns: each is prepared (warm-ups, memory), then the timed repetitions are split
+    /// into <see cref="Rounds"/> rounds, and in each round every case runs its share back to back. A slow phase of the
+    /// machine (a neighbour on the host, a frequency change) thus falls on every case alike instead of on whichever
+    /// case happened to run then, while consecutive repetitions of one case still find its memory warm, as repeated
+    /// calls of one model in an application do.
+    /// </summary>
+    /// <param name="cases">The cases, in the order they take turns.</param>
+    /// <param name="beforeCase">Called before each case is prepared (waiting for free cores), or null.</param>
+    /// <param name="beforeRound">Called before each case's share of a round (waiting for free cores), or null.</param>
+    public static void RunInterleaved(IReadOnlyList<InterleavedCase> cases, Action? beforeCase, Action? beforeRound)
+    {
+        foreach (var c in cases)
+        {
+            beforeCase?.Invoke();
+            c.Prepare();
+        }
+        for (int round = 0; round < Rounds; round++)
+            foreach (var c in cases)
+            {
+                int share = c.TargetRepetitions * (round + 1) / Rounds - c.TargetRepetitions * round / Rounds;
+                if (share == 0) continue;
+                beforeRound?.Invoke();
+                for (int i = 0; i < share; i++) c.RunOnce();
+            }
+    }
+
+    /// <summary>Times a single operation without the memory probe (the matmul reference, the profile's parts).</summary>
     public static Timing Time(Action iteration, RepetitionPolicy policy)
     {
         var watch = new Stopwatch();
@@ -88,9 +129,7 @@ internal static class Harness
             iteration();
             lastMs = watch.Elapsed.TotalMilliseconds;
         }
-        int repetitions = lastMs <= 0
-            ? policy.MaxRepetitions
-            : (int)Math.Clamp(policy.SecondsPerCase * 1000 / lastMs, policy.MinRepetitions, policy.MaxRepetitions);
+        int repetitions = policy.RepetitionsFor(lastMs);
         var samples = new List<double>(repetitions);
         for (int i = 0; i < repetitions; i++)
         {
