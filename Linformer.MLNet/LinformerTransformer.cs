@@ -125,8 +125,9 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         {
             using var cpu = new MemoryStream();
             network.save(new BinaryWriter(cpu));   // Module.save closes its writer
-            writer.Write(cpu.ToArray().Length);
-            writer.Write(cpu.ToArray());
+            var bytes = cpu.ToArray();
+            writer.Write(bytes.Length);
+            writer.Write(bytes);
         });
     }
 
