@@ -322,17 +322,8 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
 
     private static TrainingSet Subset(TrainingSet all, int[] rows)
     {
-        var src = all.Rows;
-        var dst = new SequenceBatch(src.Binding, rows.Length);
-        int n = src.Binding.SequenceLength, v = src.Binding.ValuesPerRow;
-        for (int i = 0; i < rows.Length; i++)
-        {
-            int r = rows[i];
-            if (src.Values is not null) Array.Copy(src.Values, r * v, dst.Values!, i * v, v);
-            if (src.Ids is not null) Array.Copy(src.Ids, r * n, dst.Ids!, i * n, n);
-            Array.Copy(src.Mask, r * n, dst.Mask, i * n, n);
-        }
-        dst.Count = rows.Length;
+        var dst = new SequenceBatch(all.Rows.Binding, rows.Length);
+        dst.CopyRowsFrom(all.Rows, rows);
         return new TrainingSet(dst, all.ClassLabels is null ? null : rows.Select(r => all.ClassLabels[r]).ToArray(),
             all.RegressionLabels is null ? null : rows.Select(r => all.RegressionLabels[r]).ToArray());
     }

@@ -33,6 +33,20 @@ internal sealed class SequenceBatch
         Count++;
     }
 
+    /// <summary>Replaces this batch's rows with rows <paramref name="rows"/> of <paramref name="source"/> (same binding).</summary>
+    public void CopyRowsFrom(SequenceBatch source, ReadOnlySpan<int> rows)
+    {
+        int n = Binding.SequenceLength, v = Binding.ValuesPerRow;
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int r = rows[i];
+            if (source.Values is not null) source.Values.AsSpan(r * v, v).CopyTo(Values.AsSpan(i * v, v));
+            if (source.Ids is not null) source.Ids.AsSpan(r * n, n).CopyTo(Ids.AsSpan(i * n, n));
+            source.Mask.AsSpan(r * n, n).CopyTo(Mask.AsSpan(i * n, n));
+        }
+        Count = rows.Length;
+    }
+
     /// <summary>Tensors of the first <see cref="Count"/> rows on <paramref name="device"/>: input (B, N, I) or (B, N), mask (B, N) or null when nothing is padded.</summary>
     public (Tensor input, Tensor? mask) ToTensors(Device device)
     {

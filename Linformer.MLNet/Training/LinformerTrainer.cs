@@ -256,18 +256,12 @@ internal static class LinformerTrainer
 
     private static void Gather(TrainingSet data, ReadOnlySpan<int> rows, SequenceBatch batch, long[] labels, float[] targets)
     {
-        var src = data.Rows;
-        int n = src.Binding.SequenceLength, v = src.Binding.ValuesPerRow;
+        batch.CopyRowsFrom(data.Rows, rows);
         for (int i = 0; i < rows.Length; i++)
         {
-            int r = rows[i];
-            if (src.Values is not null) src.Values.AsSpan(r * v, v).CopyTo(batch.Values.AsSpan(i * v, v));
-            if (src.Ids is not null) src.Ids.AsSpan(r * n, n).CopyTo(batch.Ids.AsSpan(i * n, n));
-            src.Mask.AsSpan(r * n, n).CopyTo(batch.Mask.AsSpan(i * n, n));
-            if (data.ClassLabels is not null) labels[i] = data.ClassLabels[r];
-            if (data.RegressionLabels is not null) targets[i] = data.RegressionLabels[r];
+            if (data.ClassLabels is not null) labels[i] = data.ClassLabels[rows[i]];
+            if (data.RegressionLabels is not null) targets[i] = data.RegressionLabels[rows[i]];
         }
-        batch.Count = rows.Length;
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)
