@@ -74,7 +74,13 @@ public sealed class LinformerEstimatorTests
         var progress = new List<LinformerTrainingProgress>();
         options.Progress = new SyncProgress(progress.Add);
         using var model = ml.Transforms.Linformer(options).Fit(train);
-        Assert.HasCount(6, progress);
+        var epochEnds = progress.Where(p => p.IsEpochEnd).ToList();
+        Assert.HasCount(6, epochEnds);
+        CollectionAssert.AreEqual(Enumerable.Range(1, 6).ToList(), epochEnds.Select(p => p.Epoch).ToList());
+        var steps = progress.Where(p => !p.IsEpochEnd).ToList();
+        Assert.HasCount(6 * (600 / 16 + 1), steps, "one report per optimizer step");
+        CollectionAssert.AreEqual(Enumerable.Range(1, steps.Count).Select(i => (long)i).ToList(), steps.Select(p => p.Step).ToList());
+        Assert.IsTrue(steps.All(p => p.TotalSteps == steps.Count && p.ValidationLoss is null && double.IsFinite(p.TrainingLoss) && p.RowsPerSecond > 0));
 
         double accuracy = Accuracy(ml, model, test);
         TestContext.WriteLine($"validation accuracy after 6 epochs: {accuracy:F3} (chance 0.5)");
@@ -213,7 +219,7 @@ public sealed class LinformerEstimatorTests
         tokens.Progress = new SyncProgress(progress.Add);
         using (var model = ml.Transforms.Linformer(tokens).Fit(ml.Data.LoadFromEnumerable(LongRangeTokens(60, 8))))
             Assert.HasCount(32, Features(ml, model, ml.Data.LoadFromEnumerable(LongRangeTokens(3, 9)))[0]);
-        Assert.IsNotNull(progress.Single().ValidationLoss);
+        Assert.IsNotNull(progress.Single(p => p.IsEpochEnd).ValidationLoss);
 
         var floats = new LinformerEstimator.Options
         {

@@ -131,7 +131,7 @@ public sealed partial class LinformerEstimator
         public int EarlyStoppingPatience { get; set; }
         /// <summary>Share of positions masked by the self-supervised objectives.</summary>
         public double MaskingProbability { get; set; } = Defaults.MaskingProbability;
-        /// <summary>Optional progress callback, called at the end of each epoch.</summary>
+        /// <summary>Optional progress callback, called on the training thread after every optimizer step and at the end of each epoch (<see cref="LinformerTrainingProgress.IsEpochEnd"/>).</summary>
         public IProgress<LinformerTrainingProgress>? Progress { get; set; }
         /// <summary>Cancels training between batches (as <c>MLContext.CancelExecution</c> does).</summary>
         public CancellationToken CancellationToken { get; set; }

@@ -104,6 +104,12 @@ internal static class LinformerTrainer
                     rowsSeen += count;
                     lossSum += loss * count;
                     lossCount += count;
+                    if (s.Progress is not null)
+                    {
+                        double stepRate = rowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
+                        s.Progress.Report(new LinformerTrainingProgress(epoch, s.Epochs, step, totalSteps, lossSum / lossCount,
+                            null, null, stepRate, RemainingAt(step, totalSteps, s.BatchSize, stepRate), IsEpochEnd: false));
+                    }
                 }
 
                 double? valLoss = null, valMetric = null;
@@ -120,7 +126,7 @@ internal static class LinformerTrainer
                     else epochsWithoutImprovement++;
                 }
                 double rate = rowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
-                var remaining = TimeSpan.FromSeconds((totalSteps - step) * (double)s.BatchSize / Math.Max(rate, 1e-9));
+                var remaining = RemainingAt(step, totalSteps, s.BatchSize, rate);
                 var progress = new LinformerTrainingProgress(epoch, s.Epochs, step, totalSteps, lossSum / Math.Max(1, lossCount),
                     valLoss, valMetric, rate, remaining, IsEpochEnd: true);
                 s.Progress?.Report(progress);
@@ -139,6 +145,9 @@ internal static class LinformerTrainer
             network.eval();
         }
     }
+
+    private static TimeSpan RemainingAt(long step, long totalSteps, int batchSize, double rowsPerSecond) =>
+        TimeSpan.FromSeconds((totalSteps - step) * (double)batchSize / Math.Max(rowsPerSecond, 1e-9));
 
     internal static double LearningRateAt(long step, long total, long warmup, TrainerSettings s)
     {

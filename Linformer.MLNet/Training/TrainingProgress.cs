@@ -1,6 +1,6 @@
 namespace Linformer.MLNet.Training;
 
-/// <summary>Progress of <c>LinformerEstimator.Fit</c>, reported once per epoch (and per logging interval of steps).</summary>
+/// <summary>Progress of <c>LinformerEstimator.Fit</c>, reported after every optimizer step (<see cref="IsEpochEnd"/> false) and at the end of every epoch (true, with the validation figures).</summary>
 /// <param name="Epoch">1-based epoch.</param>
 /// <param name="Epochs">Epochs planned.</param>
 /// <param name="Step">Optimizer steps so far.</param>
