@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using Microsoft.ML;
 
 namespace Linformer.MLNet.Persistence;
@@ -12,10 +13,10 @@ namespace Linformer.MLNet.Persistence;
 /// <remarks>
 /// <para>Every member of <see cref="ModelSaveContext"/> but <c>Dispose</c> is internal, and so is the whole
 /// <c>ModelLoadContext</c> class, which is why a loader receives it as <see cref="object"/>. Members are reached
-/// with <see cref="UnsafeAccessorAttribute"/> (bound by the JIT, no reflection) and, for the load context's type,
-/// <see cref="UnsafeAccessorTypeAttribute"/>. Only where ML.NET's internal struct <c>VersionInfo</c> or
-/// <c>ModelHeader</c> appears do we fall back to reflection: <see cref="UnsafeAccessorTypeAttribute"/> refuses
-/// value types.</para>
+/// with <see cref="UnsafeAccessorAttribute"/> (bound by the JIT, no reflection) on the save side; the load context's
+/// members, and ML.NET's internal structs <c>VersionInfo</c> and <c>ModelHeader</c>, are reached by reflection on the
+/// types of the Microsoft.ML.Core assembly this library is bound to, so a host with several load contexts cannot bind
+/// a second copy of it.</para>
 /// <para>Version checks are ours, with the same rule as ML.NET's (see <see cref="ModelVersionInfo"/>): ML.NET's own
 /// check names ML.NET's version, not the component's, in its "model is too new" message.</para>
 /// <para>Tied to Microsoft.ML 5.0.x. If a later ML.NET renames a member, the call throws an
@@ -23,7 +24,6 @@ namespace Linformer.MLNet.Persistence;
 /// </remarks>
 internal static class ModelContextBridge
 {
-    private const string LoadContextTypeName = "Microsoft.ML.ModelLoadContext, Microsoft.ML.Core";
     private const BindingFlags InstanceMembers = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic;
 
     private static readonly Assembly MLCore = typeof(ModelSaveContext).Assembly;
@@ -194,20 +194,45 @@ internal static class ModelContextBridge
     [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "SaveNonEmptyString")]
     private static extern void SaveContextSaveNonEmptyString(ModelSaveContext ctx, string str);
 
-    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "CheckAtModel")]
-    private static extern void LoadContextCheckAtModel([UnsafeAccessorType(LoadContextTypeName)] object ctx);
+    // The load context's members are reached by reflection on the type found in the very Microsoft.ML.Core assembly
+    // this library is bound to. An [UnsafeAccessorType] name would be resolved by the runtime on its own, which in
+    // hosts with several load contexts (notebooks, plug-in hosts) can bind a second copy of Microsoft.ML.Core whose
+    // ModelLoadContext is a different type. A model is loaded once, so reflection's cost does not matter.
 
-    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "get_InRepository")]
-    private static extern bool LoadContextInRepository([UnsafeAccessorType(LoadContextTypeName)] object ctx);
+    private sealed record LoadMembers(MethodInfo CheckAtModel, MethodInfo InRepository, FieldInfo Reader,
+        MethodInfo TryLoadBinaryStream, MethodInfo LoadNonEmptyString);
 
-    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "Reader")]
-    private static extern ref BinaryReader LoadContextReader([UnsafeAccessorType(LoadContextTypeName)] object ctx);
+    private static readonly Lazy<LoadMembers> LoadReflection = new(() =>
+    {
+        var type = LoadContextType.Value;
+        MethodInfo Method(string name, params Type[] parameters) =>
+            type.GetMethod(name, InstanceMembers, parameters) ?? throw ApiChanged($"ModelLoadContext.{name}", null);
+        var reader = type.GetField("Reader", InstanceMembers) is { } f && f.FieldType == typeof(BinaryReader)
+            ? f : throw ApiChanged("ModelLoadContext.Reader", null);
+        return new LoadMembers(Method("CheckAtModel"), Method("get_InRepository"), reader,
+            Method("TryLoadBinaryStream", typeof(string), typeof(Action<BinaryReader>)), Method("LoadNonEmptyString"));
+    });
 
-    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "TryLoadBinaryStream")]
-    private static extern bool LoadContextTryLoadBinaryStream([UnsafeAccessorType(LoadContextTypeName)] object ctx, string name, Action<BinaryReader> action);
+    private static object? Invoke(MethodInfo method, object ctx, params object?[] arguments)
+    {
+        try { return method.Invoke(ctx, arguments); }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null)
+        {
+            ExceptionDispatchInfo.Capture(ex.InnerException).Throw();
+            throw;   // unreachable
+        }
+    }
 
-    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "LoadNonEmptyString")]
-    private static extern string LoadContextLoadNonEmptyString([UnsafeAccessorType(LoadContextTypeName)] object ctx);
+    private static void LoadContextCheckAtModel(object ctx) => Invoke(LoadReflection.Value.CheckAtModel, ctx);
+
+    private static bool LoadContextInRepository(object ctx) => (bool)Invoke(LoadReflection.Value.InRepository, ctx)!;
+
+    private static BinaryReader LoadContextReader(object ctx) => (BinaryReader)LoadReflection.Value.Reader.GetValue(ctx)!;
+
+    private static bool LoadContextTryLoadBinaryStream(object ctx, string name, Action<BinaryReader> action)
+        => (bool)Invoke(LoadReflection.Value.TryLoadBinaryStream, ctx, name, action)!;
+
+    private static string LoadContextLoadNonEmptyString(object ctx) => (string)Invoke(LoadReflection.Value.LoadNonEmptyString, ctx)!;
 
     // ---------------------------------------------------------------- reflection where a value type appears
 
