@@ -23,6 +23,9 @@ internal static class LinformerModelFormat
     public static string Serialize(NetworkSpec spec, TransformerSettings s)
         => JsonSerializer.Serialize(new Document(spec, s.Binding, s.OutputColumn, s.ScoreColumn, s.OutputKind, s.Vocabulary, s.PaddingTokenId, s.BatchSize), Json);
 
+    /// <summary>The network's settings alone, as JSON (checkpoints compare it).</summary>
+    public static string SerializeSpec(NetworkSpec spec) => JsonSerializer.Serialize(spec, Json);
+
     public static (NetworkSpec spec, TransformerSettings settings) Deserialize(string json)
     {
         Document? d;
