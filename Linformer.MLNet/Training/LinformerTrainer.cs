@@ -347,7 +347,10 @@ internal static class LinformerTrainer
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)
-        => module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    {
+        using var scope = NewDisposeScope();   // frees the detach() views; the clones leave the scope
+        return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
 
     private static void Restore(nn.Module module, Dictionary<string, Tensor> state)
     {
