@@ -185,6 +185,9 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
                     if (!actual.AsSpan().SequenceEqual(stored))
                         throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is corrupt: its SHA-256 is {Convert.ToHexString(actual)}, the stored one {Convert.ToHexString(stored)}.");
                 }
+                var expected = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+                if (LinformerModelFormat.DescribeStateDictMismatch(bytes, expected) is { } mismatch)
+                    throw new InvalidDataException($"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings: {mismatch}.");
                 using var stream = new MemoryStream(bytes);
                 network.load(new BinaryReader(stream), strict: true);
             });
