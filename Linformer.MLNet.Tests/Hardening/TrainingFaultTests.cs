@@ -35,13 +35,15 @@ public sealed class TrainingFaultTests
             var options = Tiny.Options(epochs: 3);
             options.InitialModel = initial;
             options.CancellationToken = cts.Token;
+            options.CheckpointPath = Path.Combine(folder.FullName, "late.ckpt");
+            options.CheckpointInterval = 100;                      // later than the cancellation
             long lastStep = 0;
             options.Progress = new Progress(p => { lastStep = p.Step; if (p.Step == 5) cts.Cancel(); });
             LinformerTransformer? result = null;
             Assert.ThrowsExactly<OperationCanceledException>(() => result = ml.Transforms.Linformer(options).Fit(data));
             Assert.IsNull(result);
             Assert.AreEqual(5, lastStep, "training stopped before the next batch");
-            Assert.IsEmpty(folder.GetFileSystemInfos(), "no checkpoint was asked for, so nothing is written");
+            Assert.IsEmpty(folder.GetFileSystemInfos(), "no checkpoint was due, so nothing is written (no temporary files either)");
             Tiny.AssertSameWeights(before, Tiny.Weights(initial), "the initial model after a cancelled Fit");
             Assert.HasCount(24, Tiny.Features(initial, data), "the initial model still works");
         }
