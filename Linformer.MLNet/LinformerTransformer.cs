@@ -25,8 +25,9 @@ internal sealed record TransformerSettings(InputBinding Binding, string OutputCo
 /// <para><b>Threads.</b> One transformer may serve any number of threads at once: cursors over its
 /// <see cref="Transform"/> output and prediction engines, each used by one thread, as ML.NET requires of cursors and
 /// engines. The forward pass only reads the weights (eval mode, no gradients; TorchSharp keeps gradient mode and
-/// dispose scopes per thread), and every cursor and engine row has its own buffers, so results are bit-identical to a
-/// single-threaded run on CPU. Do not change the network (<see cref="Encoder"/>: <c>train()</c>, weights) while it
+/// dispose scopes per thread), and every cursor and engine row has its own buffers, so on CPU each thread's results
+/// are bit-identical to a single-threaded run of the same kind (cursors batch <c>BatchSize</c> rows, engines one row,
+/// and the two agree to rounding). Do not change the network (<see cref="Encoder"/>: <c>train()</c>, weights) while it
 /// serves.</para>
 /// <para><b>Ownership and disposal.</b> The transformer owns the network's native memory: dispose it, or the
 /// <c>TransformerChain</c> that holds it (disposing a chain disposes its transformers), when done. Dispose waits
@@ -81,7 +82,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     public int OutputSize => encoder.FeatureSize;
 
     /// <summary>Number of trainable parameters of the network.</summary>
-    public long ParameterCount { get { ThrowIfDisposed(); return network.parameters().Sum(p => p.numel()); } }
+    public long ParameterCount => encoder.WhileAlive(() => network.parameters().Sum(p => p.numel()));
 
     /// <summary>The underlying TorchSharp encoder (owned by this transformer).</summary>
     public Modules.LinformerEncoder Encoder { get { ThrowIfDisposed(); return network.Encoder; } }
@@ -118,16 +119,16 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Copies this model's encoder (and input map) weights into <paramref name="target"/>, which may have other heads.</summary>
-    internal void CopyWeightsInto(LinformerNetwork target)
+    internal void CopyWeightsInto(LinformerNetwork target) => encoder.WhileAlive(() =>
     {
-        ThrowIfDisposed();
         using var noGrad = no_grad();
         var source = network.state_dict();
         foreach (var (key, value) in target.state_dict())
             if ((key.StartsWith("encoder.", StringComparison.Ordinal) || key.StartsWith("input_projection.", StringComparison.Ordinal))
                 && source.TryGetValue(key, out var s) && s.shape.SequenceEqual(value.shape))
                 value.copy_(s);
-    }
+        return true;
+    });
 
     void ICanSaveModel.Save(ModelSaveContext ctx)
     {
@@ -135,12 +136,12 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         // Everything that can fail (disposed, serialising the weights) happens before the first byte is written.
         ThrowIfDisposed();
         var settingsJson = LinformerModelFormat.Serialize(network.Spec, settings);
-        byte[] weights;
-        using (var buffer = new MemoryStream())
+        byte[] weights = encoder.WhileAlive(() =>
         {
+            using var buffer = new MemoryStream();
             network.save(new BinaryWriter(buffer));   // Module.save closes its writer; ToArray still works
-            weights = buffer.ToArray();
-        }
+            return buffer.ToArray();
+        });
         if (weights.Length == 0) throw new InvalidOperationException("The Linformer network produced no weights to save.");
         var hash = SHA256.HashData(weights);
 

@@ -106,36 +106,18 @@ internal sealed class BatchEncoder : IDisposable
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the transformer that owns the network was disposed.</summary>
     public void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, typeof(LinformerTransformer));
 
-    /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
-    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
-    /// <exception cref="InsufficientMemoryException">libtorch could not allocate the batch's activations.</exception>
-    public void Encode(SequenceBatch batch, float[] features, float[]? scores)
+    /// <summary>
+    /// Runs <paramref name="action"/> with the network guaranteed alive (Dispose waits for it), or throws
+    /// <see cref="ObjectDisposedException"/> when the network is already released.
+    /// </summary>
+    public T WhileAlive<T>(Func<T> action)
     {
-        if (batch.Count == 0) return;
         lock (gate)
         {
             ThrowIfDisposed();
             inFlight++;
         }
-        try
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var (input, mask) = batch.ToTensors(device);
-            var encoded = network.forward(input, mask);                                   // (B, N, C)
-            var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
-            CopyOut(pooled, features);
-            if (EmitScores && scores is not null)
-            {
-                var head = network.Head(encoded, mask);
-                if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
-                CopyOut(head, scores);
-            }
-        }
-        catch (Exception ex) when (AllocationFailure.Is(ex))
-        {
-            throw AllocationFailure.Wrap(ex, $"Encoding a batch of {batch.Count} sequence(s)", batch.Binding.SequenceLength, batch.Capacity, device.ToString());
-        }
+        try { return action(); }
         finally
         {
             lock (gate)
@@ -143,6 +125,37 @@ internal sealed class BatchEncoder : IDisposable
                 if (--inFlight == 0) Monitor.PulseAll(gate);
             }
         }
+    }
+
+    /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    /// <exception cref="InsufficientMemoryException">libtorch could not allocate the batch's activations.</exception>
+    public void Encode(SequenceBatch batch, float[] features, float[]? scores)
+    {
+        if (batch.Count == 0) return;
+        WhileAlive(() =>
+        {
+            try
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                var (input, mask) = batch.ToTensors(device);
+                var encoded = network.forward(input, mask);                                   // (B, N, C)
+                var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
+                CopyOut(pooled, features);
+                if (EmitScores && scores is not null)
+                {
+                    var head = network.Head(encoded, mask);
+                    if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
+                    CopyOut(head, scores);
+                }
+            }
+            catch (Exception ex) when (AllocationFailure.Is(ex))
+            {
+                throw AllocationFailure.Wrap(ex, $"Encoding a batch of {batch.Count} sequence(s)", batch.Binding.SequenceLength, batch.Capacity, device.ToString());
+            }
+            return true;
+        });
     }
 
     private static void CopyOut(Tensor t, float[] destination)
