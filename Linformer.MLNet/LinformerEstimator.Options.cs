@@ -133,8 +133,29 @@ public sealed partial class LinformerEstimator
         public double MaskingProbability { get; set; } = Defaults.MaskingProbability;
         /// <summary>Optional progress callback, called on the training thread after every optimizer step and at the end of each epoch (<see cref="LinformerTrainingProgress.IsEpochEnd"/>).</summary>
         public IProgress<LinformerTrainingProgress>? Progress { get; set; }
-        /// <summary>Cancels training between batches (as <c>MLContext.CancelExecution</c> does).</summary>
+        /// <summary>
+        /// Cancels training between batches (as <c>MLContext.CancelExecution</c> does): <c>Fit</c> then throws
+        /// <see cref="OperationCanceledException"/>, returns no model and frees the partly trained network.
+        /// </summary>
         public CancellationToken CancellationToken { get; set; }
+
+        // Checkpoints
+
+        /// <summary>
+        /// File for training checkpoints (see <see cref="CheckpointInterval"/> and <see cref="ResumeFromCheckpoint"/>);
+        /// its folder must exist. A checkpoint holds the whole training state: weights, AdamW moments, step, epoch,
+        /// shuffle order, the random generators of masking and dropout, and the best-so-far weights and early-stopping
+        /// counters. It is replaced atomically (temporary file in the same folder, then a rename).
+        /// </summary>
+        public string? CheckpointPath { get; set; }
+        /// <summary>Write a checkpoint to <see cref="CheckpointPath"/> after every this many optimizer steps; 0 (default) writes none.</summary>
+        public int CheckpointInterval { get; set; }
+        /// <summary>
+        /// Continue from the checkpoint at <see cref="CheckpointPath"/> when that file exists (otherwise train from the
+        /// start). With the same seed, data and options the result is bit-identical on CPU to an uninterrupted run. A
+        /// checkpoint written for other data or options is rejected with a message naming what differs.
+        /// </summary>
+        public bool ResumeFromCheckpoint { get; set; }
 
         // Initial weights
 

@@ -77,6 +77,11 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             throw new FileNotFoundException($"PyTorchWeightsPath: file not found: '{o.PyTorchWeightsPath}'.", o.PyTorchWeightsPath);
         if (o.Sharing == ParameterSharing.Layerwise && o.ProjectedLengthReductionPerLayer > 0 && o.Depth > 1)
             throw new ArgumentException($"ProjectedLengthReductionPerLayer ({o.ProjectedLengthReductionPerLayer}) needs Sharing other than Layerwise: one projection shared by every layer has one k.", nameof(Options.ProjectedLengthReductionPerLayer));
+        if (o.CheckpointInterval < 0) throw new ArgumentOutOfRangeException(nameof(Options.CheckpointInterval), o.CheckpointInterval, $"CheckpointInterval ({o.CheckpointInterval}) must be >= 0 (0 writes no checkpoints).");
+        if ((o.CheckpointInterval > 0 || o.ResumeFromCheckpoint) && string.IsNullOrWhiteSpace(o.CheckpointPath))
+            throw new ArgumentException($"{(o.ResumeFromCheckpoint ? "ResumeFromCheckpoint" : $"CheckpointInterval ({o.CheckpointInterval})")} needs CheckpointPath.", nameof(Options.CheckpointPath));
+        if (!string.IsNullOrWhiteSpace(o.CheckpointPath) && Path.GetDirectoryName(Path.GetFullPath(o.CheckpointPath)) is { } folder && !Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"CheckpointPath: the folder '{folder}' of '{o.CheckpointPath}' does not exist.");
         if (o.HeadWidth is null && o.ModelWidth % o.Heads != 0)
             throw new ArgumentException($"ModelWidth ({o.ModelWidth}) must be divisible by Heads ({o.Heads}) unless HeadWidth is set.", nameof(Options.Heads));
     }
@@ -171,7 +176,12 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         int seed = MLNetHost.Seed(env) ?? o.Seed;
         manual_seed(seed);
         var device = MLNetHost.Device(env);
-        var network = BuildNetwork(binding, vocabulary, head, classes, o.Epochs > 0 && head == HeadKind.None);
+        LinformerNetwork network;
+        try { network = BuildNetwork(binding, vocabulary, head, classes, o.Epochs > 0 && head == HeadKind.None); }
+        catch (Exception ex) when (AllocationFailure.Is(ex))
+        {
+            throw AllocationFailure.Wrap(ex, "Creating the network's weights", binding.SequenceLength, o.BatchSize, "CPU");
+        }
         try
         {
             network.to(device);
@@ -252,6 +262,9 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
+            CheckpointPath = o.CheckpointPath is null ? null : Path.GetFullPath(o.CheckpointPath),
+            CheckpointInterval = o.CheckpointInterval,
+            Resume = o.ResumeFromCheckpoint,
         };
         LinformerTrainer.Train(network, device, train, validation, settings);
     }

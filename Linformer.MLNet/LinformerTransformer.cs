@@ -4,6 +4,7 @@ using Linformer.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using System.Security.Cryptography;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,18 +19,33 @@ internal sealed record TransformerSettings(InputBinding Binding, string OutputCo
 /// <summary>
 /// A fitted Linformer encoder: encodes the sequence column into <c>Vector&lt;Single&gt;</c> features (and optional
 /// scores) lazily, in batches, on CPU or CUDA. Saves and loads with <c>mlContext.Model.Save</c> / <c>Load</c>
-/// (weights inside the zip; no registration call needed). Owns native memory: dispose it (or the
-/// <c>TransformerChain</c> holding it) when done; a default <c>PredictionEngine</c> made from it disposes it too.
-/// Thread-safe for concurrent cursors and prediction engines.
+/// (weights inside the zip; no registration call needed).
 /// </summary>
+/// <remarks>
+/// <para><b>Threads.</b> One transformer may serve any number of threads at once: cursors over its
+/// <see cref="Transform"/> output and prediction engines, each used by one thread, as ML.NET requires of cursors and
+/// engines. The forward pass only reads the weights (eval mode, no gradients; TorchSharp keeps gradient mode and
+/// dispose scopes per thread), and every cursor and engine row has its own buffers, so on CPU each thread's results
+/// are bit-identical to a single-threaded run of the same kind (cursors batch <c>BatchSize</c> rows, engines one row,
+/// and the two agree to rounding). Do not change the network (<see cref="Encoder"/>: <c>train()</c>, weights) while it
+/// serves.</para>
+/// <para><b>Ownership and disposal.</b> The transformer owns the network's native memory: dispose it, or the
+/// <c>TransformerChain</c> that holds it (disposing a chain disposes its transformers), when done. Dispose waits
+/// for batches being encoded on other threads, then frees the weights. Afterwards <see cref="Transform"/>,
+/// <see cref="GetOutputSchema"/>, <see cref="GetRowToRowMapper"/> (so <c>CreatePredictionEngine</c>), saving, and
+/// <c>MoveNext</c> of cursors opened earlier throw <see cref="ObjectDisposedException"/>. A
+/// <c>PredictionEngine</c> made with ML.NET's defaults owns the transformer and disposes it when the engine is
+/// disposed; when several engines share one transformer, create them with
+/// <c>new PredictionEngineOptions { OwnsTransformer = false }</c> and dispose the transformer yourself.</para>
+/// </remarks>
 public sealed class LinformerTransformer : ITransformer, IDisposable
 {
     internal const string LoaderSignature = "LinformerTransformer";
     private const string WeightsEntry = "LinformerWeights";
     private static readonly ModelVersionInfo Version = new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010001,   // format 1: settings JSON + network state dict
-        versionReadable: 0x00010001,
+        versionWritten: 0x00010002,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict
+        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 (it ignores the trailing hash)
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
@@ -39,7 +55,6 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     private readonly Device device;
     private readonly TransformerSettings settings;
     private readonly BatchEncoder encoder;
-    private bool disposed;
 
     internal LinformerTransformer(IHostEnvironment env, LinformerNetwork network, Device device, TransformerSettings settings)
     {
@@ -67,7 +82,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     public int OutputSize => encoder.FeatureSize;
 
     /// <summary>Number of trainable parameters of the network.</summary>
-    public long ParameterCount { get { ThrowIfDisposed(); return network.parameters().Sum(p => p.numel()); } }
+    public long ParameterCount => encoder.WhileAlive(() => network.parameters().Sum(p => p.numel()));
 
     /// <summary>The underlying TorchSharp encoder (owned by this transformer).</summary>
     public Modules.LinformerEncoder Encoder { get { ThrowIfDisposed(); return network.Encoder; } }
@@ -81,6 +96,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     /// <inheritdoc />
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(inputSchema);
         settings.Binding.CheckCompatible(inputSchema);
         return Output.OutputSchema(inputSchema);
@@ -103,48 +119,76 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     }
 
     /// <summary>Copies this model's encoder (and input map) weights into <paramref name="target"/>, which may have other heads.</summary>
-    internal void CopyWeightsInto(LinformerNetwork target)
+    internal void CopyWeightsInto(LinformerNetwork target) => encoder.WhileAlive(() =>
     {
-        ThrowIfDisposed();
         using var noGrad = no_grad();
         var source = network.state_dict();
         foreach (var (key, value) in target.state_dict())
             if ((key.StartsWith("encoder.", StringComparison.Ordinal) || key.StartsWith("input_projection.", StringComparison.Ordinal))
                 && source.TryGetValue(key, out var s) && s.shape.SequenceEqual(value.shape))
                 value.copy_(s);
-    }
+        return true;
+    });
 
     void ICanSaveModel.Save(ModelSaveContext ctx)
     {
-        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(ctx);
+        // Everything that can fail (disposed, serialising the weights) happens before the first byte is written.
+        ThrowIfDisposed();
+        var settingsJson = LinformerModelFormat.Serialize(network.Spec, settings);
+        byte[] weights = encoder.WhileAlive(() =>
+        {
+            using var buffer = new MemoryStream();
+            network.save(new BinaryWriter(buffer));   // Module.save closes its writer; ToArray still works
+            return buffer.ToArray();
+        });
+        if (weights.Length == 0) throw new InvalidOperationException("The Linformer network produced no weights to save.");
+        var hash = SHA256.HashData(weights);
+
         ModelContextBridge.CheckAtModel(ctx);
         ModelContextBridge.SetVersionInfo(ctx, Version);
-        ModelContextBridge.SaveNonEmptyString(ctx, LinformerModelFormat.Serialize(network.Spec, settings));
+        ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
         ModelContextBridge.SaveBinaryStream(ctx, WeightsEntry, writer =>
         {
-            using var cpu = new MemoryStream();
-            network.save(new BinaryWriter(cpu));   // Module.save closes its writer
-            var bytes = cpu.ToArray();
-            writer.Write(bytes.Length);
-            writer.Write(bytes);
+            writer.Write(weights.Length);
+            writer.Write(weights);
+            writer.Write(hash);
         });
     }
 
     // ML.NET's loader (see MLNetLoadableModelAttribute): called by mlContext.Model.Load.
     private static LinformerTransformer Create(IHostEnvironment env, object ctx)
     {
-        ModelContextBridge.CheckAtModel(ctx, Version);
+        uint format = ModelContextBridge.CheckAtModel(ctx, Version);
         var (spec, settings) = LinformerModelFormat.Deserialize(ModelContextBridge.LoadNonEmptyString(ctx));
         var network = new LinformerNetwork(spec);
         try
         {
             bool found = ModelContextBridge.TryLoadBinaryStream(ctx, WeightsEntry, reader =>
             {
-                int length = reader.ReadInt32();
-                var bytes = reader.ReadBytes(length);
-                if (length < 0 || bytes.Length != length)
-                    throw new InvalidDataException($"The Linformer weights are truncated: expected {length} bytes, found {bytes.Length}.");
+                int length;
+                byte[] bytes;
+                try
+                {
+                    length = reader.ReadInt32();
+                    if (length <= 0) throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is corrupt: it declares {length} bytes of weights.");
+                    bytes = reader.ReadBytes(length);
+                }
+                catch (EndOfStreamException) { throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: it ends before its length field."); }
+                if (bytes.Length != length)
+                    throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: expected {length} bytes of weights, found {bytes.Length}.");
+                if (format >= 0x00010002)
+                {
+                    var stored = reader.ReadBytes(SHA256.HashSizeInBytes);
+                    if (stored.Length != SHA256.HashSizeInBytes)
+                        throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: expected a {SHA256.HashSizeInBytes}-byte SHA-256 after the {length} bytes of weights, found {stored.Length} bytes.");
+                    var actual = SHA256.HashData(bytes);
+                    if (!actual.AsSpan().SequenceEqual(stored))
+                        throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is corrupt: its SHA-256 is {Convert.ToHexString(actual)}, the stored one {Convert.ToHexString(stored)}.");
+                }
+                var expected = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+                if (LinformerModelFormat.DescribeStateDictMismatch(bytes, expected) is { } mismatch)
+                    throw new InvalidDataException($"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings: {mismatch}.");
                 using var stream = new MemoryStream(bytes);
                 network.load(new BinaryReader(stream), strict: true);
             });
@@ -156,7 +200,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         catch (Exception ex) when (ex is not InvalidDataException and not OperationCanceledException)
         {
             network.Dispose();
-            throw new InvalidDataException($"The Linformer model's weights do not match its stored settings or are corrupt: {ex.Message}", ex);
+            throw new InvalidDataException($"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings or are corrupt: {ex.Message}", ex);
         }
         catch
         {
@@ -165,13 +209,12 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         }
     }
 
-    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
+    private void ThrowIfDisposed() => encoder.ThrowIfDisposed();
 
-    /// <summary>Releases the network's native memory. Using the transformer afterwards throws <see cref="ObjectDisposedException"/>.</summary>
-    public void Dispose()
-    {
-        if (disposed) return;
-        disposed = true;
-        network.Dispose();
-    }
+    /// <summary>
+    /// Releases the network's native memory, after waiting for batches being encoded on other threads. Using the
+    /// transformer afterwards, or moving a cursor opened before, throws <see cref="ObjectDisposedException"/>.
+    /// Calling it again does nothing.
+    /// </summary>
+    public void Dispose() => encoder.Dispose();
 }

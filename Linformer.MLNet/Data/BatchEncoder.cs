@@ -67,12 +67,18 @@ internal sealed class SequenceBatch
 
 /// <summary>
 /// Runs the network on batches for Transform and PredictionEngine: eval mode, no gradients, one forward per batch.
-/// Thread-safe: it holds no per-call state, and gradient mode is set per calling thread.
+/// Thread-safe: the forward pass reads the weights only and keeps no per-call state in the network (gradient mode
+/// and dispose scopes are per thread in TorchSharp), so any number of threads may encode at once. It also owns the
+/// network's lifetime: <see cref="Dispose"/> waits for batches in flight, then frees the weights; a later
+/// <see cref="Encode"/> throws <see cref="ObjectDisposedException"/> instead of touching freed native memory.
 /// </summary>
-internal sealed class BatchEncoder
+internal sealed class BatchEncoder : IDisposable
 {
     private readonly LinformerNetwork network;
     private readonly Device device;
+    private readonly object gate = new();
+    private int inFlight;
+    private bool disposed;
 
     public BatchEncoder(LinformerNetwork network, Device device, LinformerOutputKind outputKind, bool emitScores)
     {
@@ -86,6 +92,9 @@ internal sealed class BatchEncoder
     public LinformerOutputKind OutputKind { get; }
     public bool EmitScores { get; }
 
+    /// <summary>Whether the network has been (or is being) released.</summary>
+    public bool IsDisposed => Volatile.Read(ref disposed);
+
     /// <summary>Floats per row of the output column.</summary>
     public int FeatureSize => OutputKind == LinformerOutputKind.Sequence
         ? network.Spec.Encoder.SequenceLength * network.Spec.Width
@@ -94,27 +103,76 @@ internal sealed class BatchEncoder
     /// <summary>Floats per row of the score column (L probabilities, or 1 regression value).</summary>
     public int ScoreSize => network.Spec.Head == HeadKind.Classification ? network.Spec.Classes : 1;
 
+    /// <summary>Throws <see cref="ObjectDisposedException"/> once the transformer that owns the network was disposed.</summary>
+    public void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, typeof(LinformerTransformer));
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with the network guaranteed alive (Dispose waits for it), or throws
+    /// <see cref="ObjectDisposedException"/> when the network is already released.
+    /// </summary>
+    public T WhileAlive<T>(Func<T> action)
+    {
+        lock (gate)
+        {
+            ThrowIfDisposed();
+            inFlight++;
+        }
+        try { return action(); }
+        finally
+        {
+            lock (gate)
+            {
+                if (--inFlight == 0) Monitor.PulseAll(gate);
+            }
+        }
+    }
+
     /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    /// <exception cref="InsufficientMemoryException">libtorch could not allocate the batch's activations.</exception>
     public void Encode(SequenceBatch batch, float[] features, float[]? scores)
     {
         if (batch.Count == 0) return;
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var (input, mask) = batch.ToTensors(device);
-        var encoded = network.forward(input, mask);                                   // (B, N, C)
-        var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
-        CopyOut(pooled, features);
-        if (EmitScores && scores is not null)
+        WhileAlive(() =>
         {
-            var head = network.Head(encoded, mask);
-            if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
-            CopyOut(head, scores);
-        }
+            try
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                var (input, mask) = batch.ToTensors(device);
+                var encoded = network.forward(input, mask);                                   // (B, N, C)
+                var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
+                CopyOut(pooled, features);
+                if (EmitScores && scores is not null)
+                {
+                    var head = network.Head(encoded, mask);
+                    if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
+                    CopyOut(head, scores);
+                }
+            }
+            catch (Exception ex) when (AllocationFailure.Is(ex))
+            {
+                throw AllocationFailure.Wrap(ex, $"Encoding a batch of {batch.Count} sequence(s)", batch.Binding.SequenceLength, batch.Capacity, device.ToString());
+            }
+            return true;
+        });
     }
 
     private static void CopyOut(Tensor t, float[] destination)
     {
         var cpu = t.to_type(float32).cpu().contiguous();
         cpu.data<float>().CopyTo(destination.AsSpan(0, (int)cpu.numel()));
+    }
+
+    /// <summary>Marks the encoder disposed, waits for the batches in flight on other threads, then frees the network.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (disposed) return;
+            Volatile.Write(ref disposed, true);
+            while (inFlight > 0) Monitor.Wait(gate);
+        }
+        network.Dispose();
     }
 }

@@ -93,6 +93,7 @@ internal sealed class LinformerDataView : IDataView
 
         public override bool MoveNext()
         {
+            parent.binding.Encoder.ThrowIfDisposed();
             if (!main.MoveNext()) return false;
             position++;
             if (batch is not null)
@@ -207,6 +208,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
 
         private void Ensure()
         {
+            mapper.binding.Encoder.ThrowIfDisposed();
             if (computedFor == input.Position && input.Position >= 0) return;
             batch!.Count = 0;
             batch.Add(reader!);

@@ -23,6 +23,9 @@ internal static class LinformerModelFormat
     public static string Serialize(NetworkSpec spec, TransformerSettings s)
         => JsonSerializer.Serialize(new Document(spec, s.Binding, s.OutputColumn, s.ScoreColumn, s.OutputKind, s.Vocabulary, s.PaddingTokenId, s.BatchSize), Json);
 
+    /// <summary>The network's settings alone, as JSON (checkpoints compare it).</summary>
+    public static string SerializeSpec(NetworkSpec spec) => JsonSerializer.Serialize(spec, Json);
+
     public static (NetworkSpec spec, TransformerSettings settings) Deserialize(string json)
     {
         Document? d;
@@ -36,4 +39,64 @@ internal static class LinformerModelFormat
             throw new InvalidDataException($"The Linformer model's stored settings disagree: the encoder's sequence length is {d.Network.Encoder.SequenceLength}, the input column's {d.Input.SequenceLength}.");
         return (d.Network, new TransformerSettings(d.Input, d.OutputColumn, d.ScoreColumn, d.OutputKind, d.Vocabulary, d.PaddingTokenId, d.BatchSize));
     }
+
+    /// <summary>
+    /// Compares the tensor names and shapes in a TorchSharp state dict (as <c>Module.save</c> writes it: LEB128 count,
+    /// then per tensor a name, LEB128 dtype, rank and dimensions, and the raw data) with what
+    /// <paramref name="expected"/> holds, and says what differs; null when the listing cannot be read or nothing differs.
+    /// </summary>
+    public static string? DescribeStateDictMismatch(byte[] weights, IReadOnlyDictionary<string, long[]> expected)
+    {
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(weights));
+            long count = Leb128(reader);
+            var stored = new Dictionary<string, long[]>(StringComparer.Ordinal);
+            for (long i = 0; i < count; i++)
+            {
+                string name = reader.ReadString();
+                var dtype = (TorchSharp.torch.ScalarType)Leb128(reader);
+                var shape = new long[Leb128(reader)];
+                for (int d = 0; d < shape.Length; d++) shape[d] = Leb128(reader);
+                long bytes = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(dtype);
+                reader.BaseStream.Seek(bytes, SeekOrigin.Current);
+                stored[name] = shape;
+            }
+            static string Shape(long[] s) => $"[{string.Join(", ", s)}]";
+            var differences = new List<string>();
+            foreach (var (name, shape) in expected)
+            {
+                if (!stored.TryGetValue(name, out var have)) differences.Add($"'{name}' {Shape(shape)} is missing from the weights");
+                else if (!have.SequenceEqual(shape)) differences.Add($"'{name}' has shape {Shape(have)} in the weights, the settings build {Shape(shape)}");
+            }
+            foreach (var name in stored.Keys.Where(k => !expected.ContainsKey(k)).Order(StringComparer.Ordinal))
+                differences.Add($"'{name}' in the weights does not belong to the network the settings build");
+            return differences.Count == 0 ? null : string.Join("; ", differences.Take(5)) + (differences.Count > 5 ? $"; and {differences.Count - 5} more" : "");
+        }
+        catch (Exception ex) when (ex is EndOfStreamException or IOException or ArgumentException or OverflowException)
+        {
+            return null;
+        }
+    }
+
+    private static long Leb128(BinaryReader reader)
+    {
+        long result = 0;
+        for (int shift = 0; shift < 64; shift += 7)
+        {
+            byte b = reader.ReadByte();
+            result |= (long)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0) return result;
+        }
+        throw new OverflowException("LEB128 value too long.");
+    }
+
+    private static long ElementSize(TorchSharp.torch.ScalarType dtype) => dtype switch
+    {
+        TorchSharp.torch.ScalarType.Float64 or TorchSharp.torch.ScalarType.Int64 or TorchSharp.torch.ScalarType.ComplexFloat32 => 8,
+        TorchSharp.torch.ScalarType.Float32 or TorchSharp.torch.ScalarType.Int32 => 4,
+        TorchSharp.torch.ScalarType.Float16 or TorchSharp.torch.ScalarType.BFloat16 or TorchSharp.torch.ScalarType.Int16 => 2,
+        TorchSharp.torch.ScalarType.ComplexFloat64 => 16,
+        _ => 1,
+    };
 }

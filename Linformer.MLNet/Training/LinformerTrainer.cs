@@ -43,6 +43,12 @@ internal sealed record TrainerSettings
     public Action<string>? Log { get; init; }
     /// <summary>Throws to cancel (ML.NET's host check, the options' cancellation token); called between batches.</summary>
     public Action? CheckAlive { get; init; }
+    /// <summary>Checkpoint file, or null.</summary>
+    public string? CheckpointPath { get; init; }
+    /// <summary>Steps between checkpoints; 0 = none.</summary>
+    public int CheckpointInterval { get; init; }
+    /// <summary>Continue from <see cref="CheckpointPath"/> when it exists.</summary>
+    public bool Resume { get; init; }
 }
 
 /// <summary>
@@ -63,7 +69,7 @@ internal static class LinformerTrainer
         long warmup = (long)Math.Round(totalSteps * s.WarmupFraction);
         var order = Enumerable.Range(0, train.Count).ToArray();
         var shuffler = new Random(s.Seed);
-        var generator = new Generator((ulong)s.Seed);   // masking draws; dropout uses the global generator seeded by the caller
+        using var generator = new Generator((ulong)s.Seed);   // masking draws; dropout uses the global generator seeded by the caller
         var batch = new SequenceBatch(train.Rows.Binding, s.BatchSize);
         var labels = new long[s.BatchSize];
         var targets = new float[s.BatchSize];
@@ -72,16 +78,51 @@ internal static class LinformerTrainer
         int epochsWithoutImprovement = 0;
         Dictionary<string, Tensor>? best = null;
         long step = 0, rowsSeen = 0;
+        double lossSum = 0;
+        int lossCount = 0;
+        int firstEpoch = 1, resumeStart = -1;
+        bool checkpoints = s.CheckpointInterval > 0 || s.Resume;
+        var identity = checkpoints ? TrainingCheckpoint.IdentityOf(spec, s, train, validation) : null;
+        int epoch = 1;
         var watch = Stopwatch.StartNew();
         try
         {
-            for (int epoch = 1; epoch <= s.Epochs; epoch++)
+            if (s.Resume && File.Exists(s.CheckpointPath))
+            {
+                var checkpoint = TrainingCheckpoint.Read(s.CheckpointPath!);
+                checkpoint.CheckIdentity(s.CheckpointPath!, identity!);
+                // The shuffle order of epoch e is the generator's e-th shuffle of the previous order: replay them.
+                for (int e = 1; e <= checkpoint.Epoch; e++) shuffler.Shuffle(order);
+                if (!order.AsSpan().SequenceEqual(checkpoint.Order))
+                    throw new InvalidOperationException($"The checkpoint '{s.CheckpointPath}' holds another shuffle order for epoch {checkpoint.Epoch} than this run produces; it cannot be resumed.");
+                using (var stream = new MemoryStream(checkpoint.Network)) network.load(new BinaryReader(stream), strict: true);
+                using (var stream = new MemoryStream(checkpoint.Optimizer)) optimizer.load_state_dict(new BinaryReader(stream));
+                TrainingCheckpoint.Restore(generator, checkpoint.MaskingGenerator);
+                TrainingCheckpoint.RestoreGlobal(checkpoint.GlobalGenerator);
+                if (checkpoint.Best is not null) best = TrainingCheckpoint.Deserialize(checkpoint.Best);
+                bestLoss = checkpoint.BestLoss;
+                epochsWithoutImprovement = checkpoint.EpochsWithoutImprovement;
+                step = checkpoint.Step;
+                rowsSeen = checkpoint.RowsSeen;
+                lossSum = checkpoint.LossSum;
+                lossCount = checkpoint.LossCount;
+                firstEpoch = checkpoint.Epoch;
+                resumeStart = checkpoint.NextStart;
+                s.Log?.Invoke($"Linformer training resumed from checkpoint '{s.CheckpointPath}' at step {step} (epoch {checkpoint.Epoch}).");
+            }
+
+            for (epoch = firstEpoch; epoch <= s.Epochs; epoch++)
             {
                 network.train();
-                shuffler.Shuffle(order);
-                double lossSum = 0;
-                int lossCount = 0;
-                for (int start = 0; start < train.Count; start += s.BatchSize)
+                int first = 0;
+                if (epoch == firstEpoch && resumeStart >= 0) first = resumeStart;
+                else
+                {
+                    shuffler.Shuffle(order);
+                    lossSum = 0;
+                    lossCount = 0;
+                }
+                for (int start = first; start < train.Count; start += s.BatchSize)
                 {
                     s.CheckAlive?.Invoke();
                     int count = Math.Min(s.BatchSize, train.Count - start);
@@ -104,6 +145,9 @@ internal static class LinformerTrainer
                     rowsSeen += count;
                     lossSum += loss * count;
                     lossCount += count;
+                    if (s.CheckpointInterval > 0 && step % s.CheckpointInterval == 0)
+                        WriteCheckpoint(s.CheckpointPath!, identity!, network, optimizer, generator, order, best, bestLoss, epochsWithoutImprovement,
+                            step, epoch, start + count, rowsSeen, lossSum, lossCount);
                     if (s.Progress is not null)
                     {
                         double stepRate = rowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
@@ -139,11 +183,40 @@ internal static class LinformerTrainer
             }
             if (best is not null) Restore(network, best);
         }
+        catch (Exception ex) when (AllocationFailure.Is(ex))
+        {
+            throw AllocationFailure.Wrap(ex, $"Training step {step + 1} (epoch {epoch}) on batches of up to {s.BatchSize} sequence(s)",
+                train.Rows.Binding.SequenceLength, s.BatchSize, device.ToString());
+        }
         finally
         {
             DisposeAll(best);
             network.eval();
         }
+    }
+
+    private static void WriteCheckpoint(string path, List<KeyValuePair<string, string>> identity, LinformerNetwork network, OptimizerHelper optimizer,
+        Generator generator, int[] order, Dictionary<string, Tensor>? best, double bestLoss, int epochsWithoutImprovement,
+        long step, int epoch, int nextStart, long rowsSeen, double lossSum, int lossCount)
+    {
+        byte[] networkBytes, optimizerBytes;
+        using (var buffer = new MemoryStream())
+        {
+            network.save(new BinaryWriter(buffer));   // closes the writer; ToArray still works
+            networkBytes = buffer.ToArray();
+        }
+        using (var buffer = new MemoryStream())
+        {
+            optimizer.save_state_dict(new BinaryWriter(buffer));
+            optimizerBytes = buffer.ToArray();
+        }
+        new TrainingCheckpoint
+        {
+            Identity = identity, Step = step, Epoch = epoch, NextStart = nextStart, RowsSeen = rowsSeen, LossSum = lossSum,
+            LossCount = lossCount, Order = (int[])order.Clone(), BestLoss = bestLoss, EpochsWithoutImprovement = epochsWithoutImprovement,
+            Network = networkBytes, Optimizer = optimizerBytes, MaskingGenerator = TrainingCheckpoint.StateOf(generator),
+            GlobalGenerator = TrainingCheckpoint.GlobalState(), Best = best is null ? null : TrainingCheckpoint.Serialize(best),
+        }.Write(path);
     }
 
     private static TimeSpan RemainingAt(long step, long totalSteps, int batchSize, double rowsPerSecond) =>
@@ -274,7 +347,10 @@ internal static class LinformerTrainer
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)
-        => module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    {
+        using var scope = NewDisposeScope();   // frees the detach() views; the clones leave the scope
+        return module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
 
     private static void Restore(nn.Module module, Dictionary<string, Tensor> state)
     {

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using TorchSharp;
+
+namespace Linformer.MLNet.Tests.Hardening;
+
+[TestClass]
+public sealed class MemoryStabilityTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    [TestMethod]
+    public void FitTransformAndPredictionEnginesLeaveNoLiveTensors()
+    {
+        var ml = new MLContext(seed: 3);
+        var data = ml.Data.LoadFromEnumerable(Tiny.Rows(40, 1));
+        long start = Tiny.LiveTensors();
+
+        // Fit (training with validation, so the best-weights snapshot is exercised) then dispose: back to the start.
+        var options = Tiny.Options(epochs: 2);
+        options.ValidationFraction = 0.25;
+        options.EarlyStoppingPatience = 1;
+        var model = Tiny.Fit(ml, data, options);
+        long withModel = Tiny.LiveTensors();
+        Assert.IsGreaterThan(start, withModel, "the fitted network's weights are live tensors");
+
+        // Transform over many batches (40 rows, batch 4: 10 batches per pass, 5 passes) and cursor disposal.
+        for (int pass = 0; pass < 5; pass++)
+        {
+            using var cursor = model.Transform(data).GetRowCursor(model.Transform(data).Schema);
+            var features = cursor.GetGetter<Microsoft.ML.Data.VBuffer<float>>(cursor.Schema["Features"]);
+            var value = default(Microsoft.ML.Data.VBuffer<float>);
+            while (cursor.MoveNext()) features(ref value);
+        }
+        // A cursor abandoned half-way holds no tensors either: batches copy their results out at once.
+        using (var half = model.Transform(data).GetRowCursor(model.Transform(data).Schema))
+            for (int i = 0; i < 6; i++) half.MoveNext();
+        Assert.AreEqual(withModel, Tiny.LiveTensors(), "Transform and cursors must not leave live tensors");
+
+        // PredictionEngine: 100 predictions, then dispose the engine without disposing the model.
+        using (var engine = ml.Model.CreatePredictionEngine<Tiny.Row, Tiny.Encoded>(model, new PredictionEngineOptions { OwnsTransformer = false }))
+            foreach (var row in Tiny.Rows(100, 2)) engine.Predict(row);
+        Assert.AreEqual(withModel, Tiny.LiveTensors(), "PredictionEngine must not leave live tensors");
+
+        model.Dispose();
+        Assert.AreEqual(start, Tiny.LiveTensors(), "disposing the transformer frees every tensor Fit created");
+    }
+
+    [TestMethod]
+    public void FailedAndCancelledFitsLeaveNoLiveTensors()
+    {
+        var ml = new MLContext(seed: 3);
+        var data = ml.Data.LoadFromEnumerable(Tiny.Rows(24, 1));
+        long start = Tiny.LiveTensors();
+        using var cts = new CancellationTokenSource();
+        var options = Tiny.Options(epochs: 3);
+        options.CancellationToken = cts.Token;
+        options.Progress = new Progress(p => { if (p.Step == 4) cts.Cancel(); });
+        Assert.ThrowsExactly<OperationCanceledException>(() => ml.Transforms.Linformer(options).Fit(data));
+        Assert.AreEqual(start, Tiny.LiveTensors(), "a cancelled Fit frees its network, optimizer state and snapshots");
+
+        var nan = Tiny.Options(epochs: 1);
+        nan.LearningRate = 1e30;
+        nan.GradientClipNorm = 0;
+        try { ml.Transforms.Linformer(nan).Fit(ml.Data.LoadFromEnumerable(Tiny.Rows(40, 2))).Dispose(); }
+        catch (InvalidOperationException) { }
+        Assert.AreEqual(start, Tiny.LiveTensors(), "a failed Fit frees its network");
+    }
+
+    /// <summary>
+    /// 10 000 batches through Transform with a warm-up first; the resident set may not keep growing. Runs only when
+    /// LINFORMER_SOAK=1 (about a minute or two on two cores):
+    /// <c>LINFORMER_SOAK=1 dotnet test Linformer.MLNet.Tests --filter TestCategory=Soak</c>.
+    /// </summary>
+    [TestMethod]
+    [TestCategory("Soak")]
+    public void SoakTenThousandBatchesKeepsMemoryFlat()
+    {
+        if (Environment.GetEnvironmentVariable("LINFORMER_SOAK") != "1")
+            Assert.Inconclusive("Soak test: set LINFORMER_SOAK=1 to run it (dotnet test --filter TestCategory=Soak).");
+        const int batches = 10_000, batchSize = 4, warmupBatches = 500;
+        var ml = new MLContext(seed: 5);
+        using var model = Tiny.Fit(ml, ml.Data.LoadFromEnumerable(Tiny.Rows(40, 1)), Tiny.Options(epochs: 1));
+        var rows = Tiny.Rows(batchSize * 25, 9).ToArray();   // 25 batches' worth of rows, cycled lazily
+        IEnumerable<Tiny.Row> Stream(int count) { for (int i = 0; i < count; i++) yield return rows[i % rows.Length]; }
+
+        long Encode(int batchCount)
+        {
+            var view = model.Transform(ml.Data.LoadFromEnumerable(Stream(batchCount * batchSize)));
+            using var cursor = view.GetRowCursor(view.Schema);
+            var getter = cursor.GetGetter<Microsoft.ML.Data.VBuffer<float>>(view.Schema["Features"]);
+            var value = default(Microsoft.ML.Data.VBuffer<float>);
+            long n = 0;
+            while (cursor.MoveNext()) { getter(ref value); n++; }
+            return n;
+        }
+
+        // One intra-op thread: for batches this small libtorch's thread pool only adds contention (on a busy machine
+        // it made each batch 10-40 times slower), and the soak measures memory, not speed.
+        int threads = torch.get_num_threads();
+        torch.set_num_threads(1);
+        try { Soak(); }
+        finally { torch.set_num_threads(threads); }
+
+        void Soak()
+        {
+        var process = Process.GetCurrentProcess();
+        Encode(warmupBatches);
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        process.Refresh();
+        long warmRss = process.WorkingSet64;
+        long live = Tiny.LiveTensors();
+        var watch = Stopwatch.StartNew();
+        long encoded = 0;
+        var chunks = new List<string>();
+        var chunkRss = new List<long>();
+        for (int chunk = 0; chunk < 10; chunk++)
+        {
+            encoded += Encode(batches / 10);
+            process.Refresh();
+            chunkRss.Add(process.WorkingSet64);
+            chunks.Add($"{process.WorkingSet64 / (1024.0 * 1024):F1}");
+        }
+        watch.Stop();
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+        process.Refresh();
+        long endRss = process.WorkingSet64, peakRss = process.PeakWorkingSet64;
+        const double MiB = 1024 * 1024;
+        TestContext.WriteLine($"soak: {batches} batches of {batchSize} rows ({encoded} rows) in {watch.Elapsed.TotalSeconds:F1} s; " +
+            $"RSS after warm-up {warmRss / MiB:F1} MiB, at end {endRss / MiB:F1} MiB, peak {peakRss / MiB:F1} MiB; growth {(endRss - warmRss) / MiB:F1} MiB; " +
+            $"RSS after each 1000 batches (MiB): {string.Join(", ", chunks)}");
+        Assert.AreEqual((long)batches * batchSize, encoded);
+        Assert.AreEqual(live, Tiny.LiveTensors(), "no live tensors left by 10 000 batches");
+        Assert.IsLessThan(64 * 1024 * 1024L, endRss - warmRss, $"RSS grew by {(endRss - warmRss) / MiB:F1} MiB over {batches} batches");
+        // A leak grows linearly; allocator and JIT warm-up flatten out. The second half may barely grow.
+        Assert.IsLessThan(16 * 1024 * 1024L, chunkRss[^1] - chunkRss[chunkRss.Count / 2 - 1], "RSS kept growing over the second half of the soak");
+        }
+    }
+
+    private sealed class Progress(Action<Training.LinformerTrainingProgress> report) : IProgress<Training.LinformerTrainingProgress>
+    {
+        public void Report(Training.LinformerTrainingProgress value) => report(value);
+    }
+}
