@@ -35,8 +35,8 @@ public sealed class BenchmarkSmokeTests
             foreach (var heading in new[] { "## Summary", "## Inference: time and peak memory", "## Where the time goes", "## ML.NET overhead",
                          "## Training throughput", "## GPU" })
                 StringAssert.Contains(text, heading);
-            StringAssert.Contains(text, "`Transform` throughput");
-            StringAssert.Contains(text, "`PredictionEngine` single-row latency");
+            StringAssert.Contains(text, "### Transform throughput");
+            StringAssert.Contains(text, "### PredictionEngine latency");
             StringAssert.Contains(text, "Fit ÷ raw throughput");
 
             var images = Directory.GetFiles(Path.Combine(output, "images"), "*.png");

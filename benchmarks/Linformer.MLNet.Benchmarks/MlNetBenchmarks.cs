@@ -25,10 +25,10 @@ internal sealed record TransformOverheadResult(MlNetModel Model, int Rows, Timin
 }
 
 /// <summary>Single-row latency: one sample per call of <c>PredictionEngine.Predict</c> and of the raw network on a batch of one.</summary>
-internal sealed record PredictLatencyResult(MlNetModel Model, Timing Engine, Timing Raw)
+internal sealed record PredictLatencyResult(MlNetModel Model, Timing Engine, Timing Raw, IReadOnlyList<double> PairedRatios)
 {
-    /// <summary>Raw median ÷ engine median (1 = no overhead).</summary>
-    public double Ratio => Raw.MedianMs / Engine.MedianMs;
+    /// <summary>Raw time ÷ engine time, median over pairs of neighbouring calls (1 = no overhead).</summary>
+    public double Ratio => Timing.Median(PairedRatios);
 }
 
 /// <summary>
@@ -363,7 +363,8 @@ internal static class MlNetBenchmarks
                     samples.Add(TimeMs(() => { call(); return 0; }));
         }
         GC.KeepAlive(sum);
-        return new PredictLatencyResult(m, new Timing(engineSamples), new Timing(rawSamples));
+        var pairs = engineSamples.Zip(rawSamples, (e, r) => r / e).ToList();
+        return new PredictLatencyResult(m, new Timing(engineSamples), new Timing(rawSamples), pairs);
     }
 
     // ---------------------------------------------------------------- Fit

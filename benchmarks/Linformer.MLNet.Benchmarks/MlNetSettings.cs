@@ -49,16 +49,16 @@ internal sealed record MlNetSettings
     public static MlNetSettings Full { get; } = new()
     {
         Transform = [QuickStart(1024), Floats(512)],
-        TransformRows = 512,
+        TransformRows = 256,
         TransformRounds = 7,
         Predict = QuickStart(1024),
         PredictWarmups = 20,
         PredictCalls = 300,
-        PredictBlock = 25,
+        PredictBlock = 1,
         Fit = QuickStart(1024),
         FitRows = 256,
         FitEpochs = 1,
-        FitRounds = 5,
+        FitRounds = 3,
     };
 
     public static MlNetSettings Quick { get; } = new()
@@ -69,7 +69,7 @@ internal sealed record MlNetSettings
         Predict = QuickStart(512),
         PredictWarmups = 10,
         PredictCalls = 100,
-        PredictBlock = 20,
+        PredictBlock = 1,
         Fit = QuickStart(512),
         FitRows = 64,
         FitEpochs = 1,

@@ -14,27 +14,37 @@ internal static partial class Report
     /// <summary>The ratio of ML.NET throughput to the raw network's that the component aims for.</summary>
     public const double OverheadGoal = 0.9;
 
-    private const string OverheadSection = "overhead", FitSection = "fit", GpuSection = "gpu", RunsSection = "runs";
+    private const string OverheadSection = "overhead", TransformSection = "overhead-transform", PredictSection = "overhead-predict",
+        FitSection = "fit", GpuSection = "gpu", RunsSection = "runs";
 
     private static readonly Dictionary<string, string> Headings = new()
     {
         [OverheadSection] = "## ML.NET overhead",
+        [TransformSection] = "### Transform throughput",
+        [PredictSection] = "### PredictionEngine latency",
         [FitSection] = "## Training throughput",
         [GpuSection] = "## GPU",
     };
 
     /// <summary>
-    /// The sections this run can write, in page order: (name, markdown with markers). The ML.NET sections appear only
-    /// when the run measured them (a full page without them says so); the GPU section always.
+    /// The sections this run can write, in page order: (name, markdown with markers, the section it follows when it has to
+    /// be inserted). In a partial run only the measured ones (and the GPU section); in a full page all of them (an
+    /// unmeasured one says so). The overhead section is an introduction followed by two sub-sections, each replaceable
+    /// on its own, each naming the run that measured it.
     /// </summary>
-    private static List<(string Name, string Text)> MlNetSections(BenchmarkResults r, bool separateRun)
+    private static List<(string Name, string Text, string? After)> MlNetSections(BenchmarkResults r, bool separateRun)
     {
-        var list = new List<(string, string)>();
-        if (r.TransformOverheads.Count > 0 || r.PredictLatencies.Count > 0 || !separateRun)
-            list.Add((OverheadSection, Marked(OverheadSection, md => WriteOverhead(md, r, separateRun))));
+        var list = new List<(string, string, string?)>();
+        bool transform = r.TransformOverheads.Count > 0, predict = r.PredictLatencies.Count > 0;
+        if (transform || predict || !separateRun)
+            list.Add((OverheadSection, Marked(OverheadSection, md => WriteOverheadIntro(md, r)), null));
+        if (transform || !separateRun)
+            list.Add((TransformSection, Marked(TransformSection, md => WriteTransform(md, r, separateRun)), OverheadSection));
+        if (predict || !separateRun)
+            list.Add((PredictSection, Marked(PredictSection, md => WritePredict(md, r, separateRun)), TransformSection));
         if (r.FitThroughputs.Count > 0 || !separateRun)
-            list.Add((FitSection, Marked(FitSection, md => WriteFit(md, r, separateRun))));
-        list.Add((GpuSection, Marked(GpuSection, md => WriteGpu(md, r))));
+            list.Add((FitSection, Marked(FitSection, md => WriteFit(md, r, separateRun)), PredictSection));
+        list.Add((GpuSection, Marked(GpuSection, md => WriteGpu(md, r)), FitSection));
         return list;
     }
 
@@ -57,21 +67,18 @@ internal static partial class Report
     {
         string page = File.ReadAllText(path).Replace("\r\n", "\n");
         var written = new List<string>();
-        foreach (var (name, text) in MlNetSections(r, separateRun: true))
+        foreach (var (name, text, after) in MlNetSections(r, separateRun: true))
         {
-            page = ReplaceSection(page, name, text.Replace("\r\n", "\n"));
+            page = ReplaceSection(page, name, text.Replace("\r\n", "\n"), after: after);
             written.Add(Headings[name].TrimStart('#', ' '));
         }
-        var measured = new List<string>();
-        if (r.TransformOverheads.Count > 0 || r.PredictLatencies.Count > 0) measured.Add("[ML.NET overhead](#mlnet-overhead)");
-        if (r.FitThroughputs.Count > 0) measured.Add("[Training throughput](#training-throughput)");
-        if (measured.Count > 0)
+        if (r.TransformOverheads.Count > 0 || r.PredictLatencies.Count > 0 || r.FitThroughputs.Count > 0)
         {
             var note = new StringBuilder();
             note.AppendLine($"<!-- section:{RunsSection} -->");
-            note.AppendLine($"> **Sections from a later run.** {string.Join(" and ", measured)} were measured by `{Command} {FilterText(r)} --update-docs` " +
-                            $"on {r.Machine.StartedUtc:yyyy-MM-dd} (UTC), {Machine(r)}; each says so at its start. All other measured sections of this page " +
-                            "come from the run named above.");
+            note.AppendLine("> **Sections from later runs.** The measurements under [ML.NET overhead](#mlnet-overhead) and " +
+                            "[Training throughput](#training-throughput) come from separate runs of this program with `--update-docs`; each " +
+                            "names its command, date and machine at its start. All other measured sections of this page come from the run named above.");
             note.AppendLine($"<!-- /section:{RunsSection} -->");
             note.AppendLine();
             page = ReplaceSection(page, RunsSection, note.ToString(), insertBefore: "## Summary");
@@ -84,7 +91,7 @@ internal static partial class Report
     /// Replaces a marked section; else a section with the same heading (up to the next <c>## </c> heading); else inserts
     /// it before <paramref name="insertBefore"/> or, failing that, at the end.
     /// </summary>
-    private static string ReplaceSection(string page, string name, string text, string? insertBefore = null)
+    private static string ReplaceSection(string page, string name, string text, string? insertBefore = null, string? after = null)
     {
         var marked = new Regex($@"<!-- section:{Regex.Escape(name)} -->\n.*?<!-- /section:{Regex.Escape(name)} -->\n\n?", RegexOptions.Singleline);
         if (marked.IsMatch(page)) return marked.Replace(page, _ => text, 1);
@@ -93,6 +100,15 @@ internal static partial class Report
             var unmarked = new Regex($@"(?m)^{Regex.Escape(heading)}\n.*?(?=^## |\z)", RegexOptions.Singleline);
             if (unmarked.IsMatch(page)) return unmarked.Replace(page, _ => text, 1);
         }
+        for (string? previous = after; previous is not null; previous = Previous(previous))
+        {
+            string end = $"<!-- /section:{previous} -->\n";
+            int at = page.IndexOf(end, StringComparison.Ordinal);
+            if (at < 0) continue;
+            at += end.Length;
+            if (at < page.Length && page[at] == '\n') at++;
+            return page[..at] + text + page[at..];
+        }
         if (insertBefore is not null)
         {
             int at = page.IndexOf("\n" + insertBefore + "\n", StringComparison.Ordinal);
@@ -100,6 +116,16 @@ internal static partial class Report
         }
         return page.TrimEnd('\n') + "\n\n" + text;
     }
+
+    /// <summary>The section a section follows on the page, for insertion when the one named is missing.</summary>
+    private static string? Previous(string name) => name switch
+    {
+        GpuSection => FitSection,
+        FitSection => PredictSection,
+        PredictSection => TransformSection,
+        TransformSection => OverheadSection,
+        _ => null,
+    };
 
     private static string FilterText(BenchmarkResults r) => string.Join(" ", r.Filter.Patterns.Select(x => x.Contains('*') ? $"'{x}'" : x));
 
@@ -131,79 +157,96 @@ internal static partial class Report
 
     // ---------------------------------------------------------------- overhead
 
-    private static void WriteOverhead(StringBuilder md, BenchmarkResults r, bool separateRun)
+    private static void WriteOverheadIntro(StringBuilder md, BenchmarkResults r)
     {
         md.AppendLine(Headings[OverheadSection]);
         md.AppendLine();
-        if (r.TransformOverheads.Count == 0 && r.PredictLatencies.Count == 0)
+        md.AppendLine("What the ML.NET face of the component costs on top of the network it runs. Both sides run the transformer's own " +
+                      "network (the same object, eval mode, no gradients) on the same rows with the same batch size:");
+        md.AppendLine();
+        md.AppendLine("- **ML.NET**: `transformer.Transform(data)` read by a row cursor that asks for the output column only and calls its " +
+                      "`VBuffer<float>` getter for every row, as a downstream trainer does; or `PredictionEngine.Predict(row)` for one row. " +
+                      "The input is an in-memory `IDataView` (`LoadFromEnumerable`) of rows with a fixed-size vector column. This includes " +
+                      "everything the component does per batch: reading the rows (through a second, read-ahead cursor in `Transform`), " +
+                      "checking them (finite values, ids inside the vocabulary), building the input and mask tensors, the forward pass, " +
+                      "pooling, the copy of the (B, C) result into managed memory, and the copy of each row into the consumer's buffer.");
+        md.AppendLine("- **Raw**: the network's `forward` on tensors built once beforehand (the same batches, masks included), mean pooling, " +
+                      "and the copy of the (B, C) result to a managed array: what a hand-written TorchSharp loop over prepared tensors costs.");
+        md.AppendLine("- Rows have a real length drawn between N/2 and N and are padded after it (padding id 0, or mask false for floats), " +
+                      "so masks are used as in real data; weights are untrained (`Epochs = 0`: speed does not depend on them).");
+        WriteNoise(md, r);
+        md.AppendLine();
+    }
+
+    private static void WriteTransform(StringBuilder md, BenchmarkResults r, bool separateRun)
+    {
+        md.AppendLine(Headings[TransformSection]);
+        md.AppendLine();
+        if (r.TransformOverheads.Count == 0)
         {
-            md.AppendLine($"Not measured in this run (select `overhead`, e.g. `{Command} overhead fit --update-docs`).");
+            md.AppendLine($"Not measured in this run (select `overhead/transform`, e.g. `{Command} overhead --update-docs`).");
             md.AppendLine();
             return;
         }
         WriteProvenance(md, r, separateRun);
         var s = r.Profile.MlNet;
-        md.AppendLine("What the ML.NET face of the component costs on top of the network it runs. Both sides run the transformer's own " +
-                      "network (the same object, eval mode, no gradients) on the same rows with the same batch size:");
+        md.AppendLine($"{s.TransformRows} rows per pass; 1 untimed warm-up pass of each part and 2 of each side, then {s.TransformRounds} " +
+                      "timed round(s). *Parts*, each timed alone in the same rounds: *read rows* = an `IDataView` cursor over the input " +
+                      "feeding the library's row reader into batches (no tensors); *build tensors* = turning the prepared batches into " +
+                      "tensors; *rest* = ML.NET − raw − read rows − build tensors: the cursor machinery and copies the parts do not cover " +
+                      "(negative when noise exceeds it).");
         md.AppendLine();
-        md.AppendLine("- **ML.NET**: `transformer.Transform(data)` read by a row cursor that asks for the output column only and calls its " +
-                      "`VBuffer<float>` getter for every row, as a downstream trainer does. The input is an in-memory `IDataView` " +
-                      "(`LoadFromEnumerable`) of rows with a fixed-size vector column. This includes everything the component does per batch: " +
-                      "reading the rows through a second (read-ahead) cursor, checking them (finite values, ids inside the vocabulary), " +
-                      "building the input and mask tensors, the forward pass, pooling, the copy of the (B, C) result into managed memory, " +
-                      "and the copy of each row into the consumer's `VBuffer`.");
-        md.AppendLine("- **Raw**: the network's `forward` on tensors built once beforehand (the same batches, masks included), mean pooling, " +
-                      "and the copy of the (B, C) result to a managed array: what a hand-written TorchSharp loop over prepared tensors costs.");
-        md.AppendLine($"- **Parts**, each timed alone in the same rounds: *read rows* = an `IDataView` cursor over the input feeding the " +
-                      "library's row reader into batches (no tensors); *build tensors* = turning the prepared batches into tensors. " +
-                      "*Rest* = ML.NET − raw − read rows − build tensors: the cursor machinery and copies not covered by the parts.");
-        md.AppendLine($"- Rows have a real length drawn between N/2 and N and are padded after it (padding id 0, or mask false for floats), " +
-                      $"so masks are used as in real data. {s.TransformRows} rows per pass, 1 untimed warm-up pass of each part and 2 of each " +
-                      $"side, then {s.TransformRounds} timed round(s); weights are untrained (`Epochs = 0`: speed does not depend on them).");
-        WriteNoise(md, r);
+        md.AppendLine($"Goal: ML.NET ≥ {OverheadGoal:0.0} × raw throughput.");
         md.AppendLine();
-
-        if (r.TransformOverheads.Count > 0)
+        md.AppendLine("| model | ML.NET rows/s | raw rows/s | ratio | per-round ratios | goal |");
+        md.AppendLine("| --- | ---: | ---: | ---: | --- | --- |");
+        foreach (var x in r.TransformOverheads)
+            md.AppendLine($"| {x.Model.Describe} | {x.MlNetRowsPerSecond:F1} | {x.RawRowsPerSecond:F1} | **{x.Ratio:F2}** | " +
+                          $"{string.Join(", ", x.PairedRatios.Select(v => v.ToString("F2", CultureInfo.InvariantCulture)))} | {Verdict(x.Ratio)} |");
+        md.AppendLine();
+        md.AppendLine("Where the time of one pass goes (median ms per pass; shares of the ML.NET pass):");
+        md.AppendLine();
+        md.AppendLine("| model | ML.NET pass | raw network | read rows | build tensors | rest |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var x in r.TransformOverheads)
         {
-            md.AppendLine($"**`Transform` throughput** (goal: ML.NET ≥ {OverheadGoal:0.0} × raw)");
-            md.AppendLine();
-            md.AppendLine("| model | ML.NET rows/s | raw rows/s | ratio | per-round ratios | goal |");
-            md.AppendLine("| --- | ---: | ---: | ---: | --- | --- |");
-            foreach (var x in r.TransformOverheads)
-                md.AppendLine($"| {x.Model.Describe} | {x.MlNetRowsPerSecond:F1} | {x.RawRowsPerSecond:F1} | **{x.Ratio:F2}** | " +
-                              $"{string.Join(", ", x.PairedRatios.Select(v => v.ToString("F2", CultureInfo.InvariantCulture)))} | {Verdict(x.Ratio)} |");
-            md.AppendLine();
-            md.AppendLine("Where the time of one pass goes (median ms per pass; shares of the ML.NET pass):");
-            md.AppendLine();
-            md.AppendLine("| model | ML.NET pass | raw network | read rows | build tensors | rest |");
-            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-            foreach (var x in r.TransformOverheads)
-            {
-                double total = x.MlNet.MedianMs, rest = total - x.Raw.MedianMs - x.ReadRows.MedianMs - x.BuildTensors.MedianMs;
-                md.AppendLine($"| {x.Model.Name}, N = {x.Model.SequenceLength} | {total:F1} | {x.Raw.MedianMs:F1} ({Pct(x.Raw.MedianMs / total)}) | " +
-                              $"{x.ReadRows.MedianMs:F1} ({Pct(x.ReadRows.MedianMs / total)}) | {x.BuildTensors.MedianMs:F1} ({Pct(x.BuildTensors.MedianMs / total)}) | " +
-                              $"{rest:F1} ({Pct(rest / total)}) |");
-            }
-            md.AppendLine();
-            foreach (var x in r.TransformOverheads)
-                md.AppendLine($"- {x.Model.Name}, N = {x.Model.SequenceLength}: {TransformVerdictText(x)}");
-            md.AppendLine();
+            double total = x.MlNet.MedianMs, rest = total - x.Raw.MedianMs - x.ReadRows.MedianMs - x.BuildTensors.MedianMs;
+            md.AppendLine($"| {x.Model.Name}, N = {x.Model.SequenceLength} | {total:F1} | {x.Raw.MedianMs:F1} ({Pct(x.Raw.MedianMs / total)}) | " +
+                          $"{x.ReadRows.MedianMs:F1} ({Pct(x.ReadRows.MedianMs / total)}) | {x.BuildTensors.MedianMs:F1} ({Pct(x.BuildTensors.MedianMs / total)}) | " +
+                          $"{rest:F1} ({Pct(rest / total)}) |");
         }
+        md.AppendLine();
+        foreach (var x in r.TransformOverheads)
+            md.AppendLine($"- {x.Model.Name}, N = {x.Model.SequenceLength}: {TransformVerdictText(x)}");
+        md.AppendLine();
+    }
 
+    private static void WritePredict(StringBuilder md, BenchmarkResults r, bool separateRun)
+    {
+        md.AppendLine(Headings[PredictSection]);
+        md.AppendLine();
+        if (r.PredictLatencies.Count == 0)
+        {
+            md.AppendLine($"Not measured in this run (select `overhead/predict`, e.g. `{Command} overhead --update-docs`).");
+            md.AppendLine();
+            return;
+        }
+        WriteProvenance(md, r, separateRun);
+        var s = r.Profile.MlNet;
         foreach (var p in r.PredictLatencies)
         {
-            md.AppendLine($"**`PredictionEngine` single-row latency** ({p.Model.Describe}; {p.Engine.Repetitions} timed calls of each side after " +
-                          $"{s.PredictWarmups} warm-up calls, in alternating blocks of {s.PredictBlock}; 32 distinct rows in turn)");
+            md.AppendLine($"{p.Model.Describe}: {p.Engine.Repetitions} timed single-row calls of each side after {s.PredictWarmups} warm-up " +
+                          $"calls; the sides alternate {(s.PredictBlock == 1 ? "call by call (A B B A …)" : $"in blocks of {s.PredictBlock} calls")}; " +
+                          "32 distinct rows in turn. The ratio is the median over pairs of neighbouring calls of raw time ÷ engine time.");
             md.AppendLine();
             md.AppendLine("| | median ms | p95 ms | min ms |");
             md.AppendLine("| --- | ---: | ---: | ---: |");
             md.AppendLine($"| `engine.Predict(row)` | {p.Engine.MedianMs:F2} | {p.Engine.Percentile(0.95):F2} | {p.Engine.MinMs:F2} |");
             md.AppendLine($"| raw network, batch of 1 (prepared tensors) | {p.Raw.MedianMs:F2} | {p.Raw.Percentile(0.95):F2} | {p.Raw.MinMs:F2} |");
             md.AppendLine();
-            md.AppendLine($"The engine costs {p.Engine.MedianMs - p.Raw.MedianMs:F2} ms per call more than the raw forward at the median " +
-                          $"(raw ÷ engine = **{p.Ratio:F2}**, {Verdict(p.Ratio)}): per call it reads the row object into an ML.NET row, reads and " +
-                          "checks the sequence, builds the tensors of a batch of one, runs the forward and copies the output into a new " +
-                          "`float[]` of the output object.");
+            md.AppendLine($"Raw ÷ engine: **{p.Ratio:F2}** ({Verdict(p.Ratio)}); the engine's median is {p.Engine.MedianMs - p.Raw.MedianMs:F2} ms " +
+                          "above the raw forward's. Per call the engine reads the row object into an ML.NET row, reads and checks the sequence, " +
+                          "builds the tensors of a batch of one, runs the forward and copies the output into a new `float[]` of the output object.");
             md.AppendLine();
         }
     }
@@ -271,7 +314,13 @@ internal static partial class Report
                           $"{OverheadGoal:0.0}), **{f.StepRatio:F2}** per step. Of Fit's {f.Fit.MedianMs:F0} ms, about {Math.Max(0, fixedMs):F0} ms " +
                           $"({Pct(Math.Max(0, fixedMs) / f.Fit.MedianMs)}) are outside the steady-state steps ({steps} × {f.FitStep.MedianMs:F1} ms): reading " +
                           "the rows into memory, building the network, the first step's one-time costs; a run of more steps spreads them thinner. " +
-                          (f.StepRatio >= OverheadGoal
+                          (f.StepRatio > 1.1
+                              ? $"**Caveat:** per step the raw loop came out {1 / f.StepRatio:F2}× Fit's speed, i.e. slower, although Fit does strictly " +
+                                "more work per step (tensors from arrays, two `item` read-backs, schedule, progress). The two loops differ otherwise only in " +
+                                "the learning-rate values (Fit's warm-up and decay vs a constant rate) and the batch order, which should not change the " +
+                                "arithmetic. This is not understood yet (on this loaded machine it may be a measurement artefact); read the ratio as " +
+                                "\"no measurable training overhead\", not as a speed-up."
+                              : f.StepRatio >= OverheadGoal
                               ? "Per step, Fit runs at the raw loop's speed within the goal."
                               : $"Per step, Fit is {f.FitStep.MedianMs - f.RawStep.MedianMs:F1} ms slower than the raw loop: it builds the batch's tensors, " +
                                 "reads the loss and the accuracy back (two synchronising `item` calls) and reports progress."));

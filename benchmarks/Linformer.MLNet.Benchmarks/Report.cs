@@ -61,7 +61,7 @@ internal static partial class Report
         WritePlots(md, plots, imageFolderName);
         WriteRaw(md, r);
 
-        foreach (var (_, text) in MlNetSections(r, separateRun: false)) md.Append(text);
+        foreach (var (_, text, _) in MlNetSections(r, separateRun: false)) md.Append(text);
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(path, md.ToString().Replace("\r\n", "\n"));
