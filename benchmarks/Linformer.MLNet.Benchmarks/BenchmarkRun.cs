@@ -19,6 +19,7 @@ internal static class BenchmarkRun
             Filter = filter,
             Machine = MachineInfo.Read(),
             Models = ModelSpec.All(profile),
+            Device = BenchDevice.Describe,
         };
         log.WriteLine($"profile {profile.Name}: C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
                       $"N={string.Join(",", profile.SequenceLengths)}; {results.Machine.TorchThreads} libtorch threads; " +
@@ -30,6 +31,7 @@ internal static class BenchmarkRun
         RunLayers(profile, filter, results, log);
         RunMatmul("end", profile, filter, results, log);
         RunProfiles(profile, filter, results, log);
+        MlNetBenchmarks.Run(profile, filter, results, log);
 
         results.LoadAverageAtEnd = MachineInfo.LoadAverage();
         results.Duration = clock.Elapsed;
@@ -45,9 +47,9 @@ internal static class BenchmarkRun
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(1);
-        var a = randn(s, s);
-        var b = randn(s, s);
-        var timing = Harness.Time(() => { using var t = NewDisposeScope(); mm(a, b); }, profile.Layer with { MinRepetitions = Math.Min(5, profile.Layer.MaxRepetitions) });
+        var a = randn(s, s, device: BenchDevice.Device);
+        var b = randn(s, s, device: BenchDevice.Device);
+        var timing = Harness.Time(() => { using var t = NewDisposeScope(); mm(a, b); BenchDevice.Synchronize(); }, profile.Layer with { MinRepetitions = Math.Min(5, profile.Layer.MaxRepetitions) });
         var result = new MatmulResult(when, s, timing);
         results.Matmuls.Add(result);
         log.WriteLine($"matmul/{s} ({when}): {timing.MedianMs:F2} ms = {result.GflopPerSecond:F1} GFLOP/s");
@@ -93,7 +95,7 @@ internal static class BenchmarkRun
             foreach (var model in cases.Select(c => c.Model).Distinct()) built[model] = ModelUnderTest.Create(model, n, profile);
             using var inputScope = NewDisposeScope();
             manual_seed(2);
-            var x = randn(profile.Batch, n, profile.Channels);                   // (B, N, C)
+            var x = randn(profile.Batch, n, profile.Channels, device: BenchDevice.Device);   // (B, N, C)
 
             var runs = cases.Select(c => (c.Model, c.Mode, Case: NewCase(built[c.Model], x, c.Mode, profile, threads))).ToList();
             double before = CalibrationGflopPerSecond();
@@ -132,22 +134,24 @@ internal static class BenchmarkRun
                     using var scope = NewDisposeScope();
                     using var noGrad = no_grad();
                     model.Forward(x);
-                }, () => model.Train(false), profile.Layer, threads)
+                    BenchDevice.Synchronize();
+                }, () => model.Train(false), profile.Layer, threads, measureMemory: !BenchDevice.IsCuda)
             : new InterleavedCase(() =>
                 {
                     using var scope = NewDisposeScope();
                     var y = model.Forward(x);                                        // (B, N, C)
                     y.square().mean().backward();
-                }, () => { model.Train(true); model.ZeroGrad(); }, profile.Layer, threads);
+                    BenchDevice.Synchronize();
+                }, () => { model.Train(true); model.ZeroGrad(); }, profile.Layer, threads, measureMemory: !BenchDevice.IsCuda);
 
     /// <summary>A short fp32 1024³ matmul (median of 5): how fast the machine is right now.</summary>
     private static double CalibrationGflopPerSecond()
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var a = randn(1024, 1024);
-        var b = randn(1024, 1024);
-        var t = Harness.Time(() => { using var s = NewDisposeScope(); mm(a, b); }, new RepetitionPolicy(2, 5, 5, 0));
+        var a = randn(1024, 1024, device: BenchDevice.Device);
+        var b = randn(1024, 1024, device: BenchDevice.Device);
+        var t = Harness.Time(() => { using var s = NewDisposeScope(); mm(a, b); BenchDevice.Synchronize(); }, new RepetitionPolicy(2, 5, 5, 0));
         return 2.0 * 1024 * 1024 * 1024 / (t.MedianMs * 1e-3) / 1e9;
     }
 
@@ -199,6 +203,11 @@ internal static class BenchmarkRun
         foreach (var (model, n) in ProfileCases(profile))
         {
             if (!filter.Matches(ProfileId(model, n))) continue;
+            if (BenchDevice.IsCuda)
+            {
+                log.WriteLine($"{ProfileId(model, n)}: skipped, the part-by-part profile runs on the CPU only");
+                continue;
+            }
             Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
             var p = LayerProfiler.Profile(model, n, profile);
             results.Profiles.Add(p);

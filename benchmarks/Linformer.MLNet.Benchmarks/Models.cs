@@ -130,6 +130,7 @@ internal sealed class ModelUnderTest : IDisposable
                     NormPlacement = NormPlacement.PostNorm,
                 };
                 var encoder = new LinformerEncoder(options);
+                if (BenchDevice.IsCuda) encoder.to(BenchDevice.Device);
                 return new ModelUnderTest(spec, encoder, x => encoder.forward(x));
             }
             case ModelKind.TorchEncoderLayer:
@@ -137,6 +138,7 @@ internal sealed class ModelUnderTest : IDisposable
                 // Same width, heads, FF size, activation and post-norm as the encoder above.
                 var layer = nn.TransformerEncoderLayer(profile.Channels, profile.Heads, profile.FeedForward, dropout: 0.0,
                     activation: nn.Activations.GELU);
+                if (BenchDevice.IsCuda) layer.to(BenchDevice.Device);
                 // libtorch's C++ TransformerEncoderLayer is sequence-first, (N, B, C): transpose in and out, or it
                 // would attend over the batch axis (and look impossibly fast).
                 return new ModelUnderTest(spec, layer, x => layer.forward(x.transpose(0, 1)).transpose(0, 1));

@@ -5,7 +5,7 @@ using Linformer.MLNet.Modules;
 namespace Linformer.MLNet.Benchmarks;
 
 /// <summary>Writes <c>benchmarks.md</c> from one run's results: every number in it comes from the run.</summary>
-internal static class Report
+internal static partial class Report
 {
     public const string Command = "dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks --";
 
@@ -46,6 +46,8 @@ internal static class Report
         md.AppendLine($"| `{Command} '*' --quick` | same models, N = 1024, 2048, 4096, fewer repetitions (a few minutes); writes to a temporary folder unless `--out DIR` |");
         md.AppendLine($"| `{Command} --smoke` | tiny sizes, every code path including this report and the plots (seconds); writes to a temporary folder unless `--out DIR` |");
         md.AppendLine($"| `{Command} layer/inference` | a subset: glob patterns over case ids such as `layer/training/full-fused/4096`, `matmul/2048`, `profile/linformer-k128-none/4096`; `--list` prints them |");
+        md.AppendLine($"| `{Command} overhead fit --update-docs` | only the ML.NET sections ([overhead](#mlnet-overhead), [training throughput](#training-throughput)), written into this page in place of the old ones; the other sections stay |");
+        md.AppendLine($"| `{Command} '*' --device cuda` | everything on a CUDA GPU (needs a CUDA libtorch: see [GPU](#gpu)) |");
         md.AppendLine();
 
         WriteSummary(md, r, primary, fused, tel);
@@ -59,14 +61,7 @@ internal static class Report
         WritePlots(md, plots, imageFolderName);
         WriteRaw(md, r);
 
-        md.AppendLine("## ML.NET overhead");
-        md.AppendLine();
-        md.AppendLine("*Pending.* Rows per second of the ML.NET `Transform` against the raw TorchSharp module on the same batches.");
-        md.AppendLine();
-        md.AppendLine("## Training throughput");
-        md.AppendLine();
-        md.AppendLine("*Pending.* Sequences per second of `Fit` (optimizer steps included) against the single training step above.");
-        md.AppendLine();
+        foreach (var (_, text, _) in MlNetSections(r, separateRun: false)) md.Append(text);
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(path, md.ToString().Replace("\r\n", "\n"));
@@ -144,6 +139,7 @@ internal static class Report
         md.AppendLine($"| .NET | {m.DotNet} |");
         md.AppendLine($"| TorchSharp | {m.TorchSharp} |");
         md.AppendLine($"| libtorch | {m.LibTorch} (CPU build) |");
+        md.AppendLine($"| device | {r.Device} |");
         md.AppendLine($"| load average (1/5/15 min) at start / end | {m.LoadAverageAtStart} — {r.LoadAverageAtEnd} |");
         md.AppendLine();
         md.AppendLine("A load average above the core count means other processes competed for the cores; the “CPU use” column of " +

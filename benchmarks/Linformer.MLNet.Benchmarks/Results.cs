@@ -34,6 +34,11 @@ internal sealed class BenchmarkResults
     public List<MatmulResult> Matmuls { get; } = [];
     public List<CalibrationResult> Calibrations { get; } = [];
     public List<LayerProfile> Profiles { get; } = [];
+    public List<TransformOverheadResult> TransformOverheads { get; } = [];
+    public List<PredictLatencyResult> PredictLatencies { get; } = [];
+    public List<FitThroughputResult> FitThroughputs { get; } = [];
+    /// <summary>The device the run measured on (CPU unless <c>--device cuda</c>).</summary>
+    public string Device { get; init; } = "CPU";
     public TimeSpan Duration { get; set; }
     public string LoadAverageAtEnd { get; set; } = "";
 

@@ -25,6 +25,9 @@ internal sealed record RunProfile
     public required RepetitionPolicy Layer { get; init; }
     public required RepetitionPolicy Parts { get; init; }
 
+    /// <summary>Sizes and repetitions of the ML.NET overhead and training-throughput sections.</summary>
+    public required MlNetSettings MlNet { get; init; }
+
     /// <summary>A case predicted (from the previous N) to take longer than this per iteration is skipped.</summary>
     public required double MaxSecondsPerIteration { get; init; }
     /// <summary>A case predicted to need more than this fraction of the available memory is skipped.</summary>
@@ -48,6 +51,7 @@ internal sealed record RunProfile
         ProfileLengths = [4096, 16384],
         Layer = new RepetitionPolicy(Warmups: 2, MinRepetitions: 3, MaxRepetitions: 15, SecondsPerCase: 3),
         Parts = new RepetitionPolicy(Warmups: 2, MinRepetitions: 5, MaxRepetitions: 25, SecondsPerCase: 1),
+        MlNet = MlNetSettings.Full,
         MaxSecondsPerIteration = 45,
         QuietWaitSeconds = 90,
         QuietWaitBudgetSeconds = 1200,
@@ -61,6 +65,7 @@ internal sealed record RunProfile
         ProfileLengths = [4096],
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 5, SecondsPerCase: 0.8),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 9, SecondsPerCase: 0.3),
+        MlNet = MlNetSettings.Quick,
         MaxSecondsPerIteration = 10,
         QuietWaitSeconds = 60,
         QuietWaitBudgetSeconds = 240,
@@ -77,6 +82,7 @@ internal sealed record RunProfile
         ProfileLengths = [64],
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
+        MlNet = MlNetSettings.Smoke,
         MaxSecondsPerIteration = 5,
     };
 

@@ -10,6 +10,15 @@ internal sealed record Timing(IReadOnlyList<double> SamplesMs)
     public double MaxMs => SamplesMs.Max();
     public int Repetitions => SamplesMs.Count;
 
+    /// <summary>The <paramref name="q"/>-quantile of the samples (nearest rank), e.g. 0.95 for the 95th percentile.</summary>
+    public double Percentile(double q)
+    {
+        var sorted = SamplesMs.OrderBy(v => v).ToArray();
+        if (sorted.Length == 0) return double.NaN;
+        int rank = (int)Math.Ceiling(q * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
+
     public static double Median(IEnumerable<double> values)
     {
         var sorted = values.OrderBy(v => v).ToArray();
