@@ -48,11 +48,11 @@ public sealed class Tokens512
     [VectorType(512)] public int[] Tokens { get; set; } = new int[512];
 }
 
-/// <summary>2048 token ids (<c>Vector&lt;Int32, 2048&gt;</c>).</summary>
-public sealed class Tokens2048
+/// <summary>1024 token ids (<c>Vector&lt;Int32, 1024&gt;</c>).</summary>
+public sealed class Tokens1024
 {
     /// <summary>Token ids, padded with <see cref="Gpt2Tokens.PaddingId"/>.</summary>
-    [VectorType(2048)] public int[] Tokens { get; set; } = new int[2048];
+    [VectorType(1024)] public int[] Tokens { get; set; } = new int[1024];
 }
 
 /// <summary>Text → 512 GPT-2 tokens; saved in a model as the contract name <see cref="ContractName"/>.</summary>
@@ -69,16 +69,16 @@ public sealed class Gpt2Tokens512Factory : CustomMappingFactory<TextInput, Token
     public override Action<TextInput, Tokens512> GetMapping() => Map;
 }
 
-/// <summary>Text → 2048 GPT-2 tokens; saved in a model as the contract name <see cref="ContractName"/>.</summary>
+/// <summary>Text → 1024 GPT-2 tokens; saved in a model as the contract name <see cref="ContractName"/>.</summary>
 [CustomMappingFactoryAttribute(ContractName)]
-public sealed class Gpt2Tokens2048Factory : CustomMappingFactory<TextInput, Tokens2048>
+public sealed class Gpt2Tokens1024Factory : CustomMappingFactory<TextInput, Tokens1024>
 {
     /// <summary>The contract name stored in the model zip.</summary>
-    public const string ContractName = "Gpt2Tokens2048";
+    public const string ContractName = "Gpt2Tokens1024";
 
     /// <summary>The mapping.</summary>
-    public static void Map(TextInput input, Tokens2048 output) => Gpt2Tokens.Encode(input.Text, output.Tokens);
+    public static void Map(TextInput input, Tokens1024 output) => Gpt2Tokens.Encode(input.Text, output.Tokens);
 
     /// <inheritdoc />
-    public override Action<TextInput, Tokens2048> GetMapping() => Map;
+    public override Action<TextInput, Tokens1024> GetMapping() => Map;
 }

@@ -1,5 +1,3 @@
-using Microsoft.ML.Data;
-
 namespace Linformer.MLNet.Examples;
 
 /// <summary>One e-mail of the bundled SpamAssassin subset (Examples/data/spam): its text and whether it is spam.</summary>
@@ -27,20 +25,5 @@ public sealed class SpamMail
             rows.Add(new SpamMail { Label = label == "spam", Text = line[(tab + 1)..] });
         }
         return rows;
-    }
-}
-
-/// <summary>Finds the example data that the example projects copy next to their binaries (data/...).</summary>
-public static class ExampleData
-{
-    /// <summary>The folder <c>data/&lt;name&gt;</c> next to the program, or <c>Examples/data/&lt;name&gt;</c> above it.</summary>
-    public static string Folder(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            foreach (var candidate in new[] { Path.Combine(dir.FullName, "data", name), Path.Combine(dir.FullName, "Examples", "data", name) })
-                if (Directory.Exists(candidate)) return candidate;
-        }
-        throw new DirectoryNotFoundException($"Cannot find the example data folder '{name}' next to the program or under Examples/data above it.");
     }
 }
