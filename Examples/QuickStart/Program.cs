@@ -66,13 +66,26 @@ Run Train(string name, bool fullAttention)
         peak = memory.PeakAboveStart;
     }
     var trainTime = watch.Elapsed;
-    watch.Restart();
     var predictions = model.Transform(test);
-    var scores = predictions.GetColumn<float>("Probability").ToArray();   // materialises every row: tokens, encoder, SDCA
-    var inferenceTime = watch.Elapsed;
+    var scores = predictions.GetColumn<float>("Probability").ToArray();
     var metrics = ml.BinaryClassification.Evaluate(predictions, labelColumnName: "Label");
     Console.WriteLine($"{name}: accuracy {metrics.Accuracy:F3}, AUC {metrics.AreaUnderRocCurve:F3}, F1 {metrics.F1Score:F3} on {testRows.Count} test mails");
-    return new Run(name, model, scores, trainTime, testRows.Count / inferenceTime.TotalSeconds, peak, metrics);
+    return new Run(name, model, scores, trainTime, peak, metrics);
+}
+
+// Inference speed: both models predict the test mails in turn, three times; the fastest pass counts (other work on
+// the machine only ever slows a pass down).
+double[] InferenceRowsPerSecond(params Run[] runs)
+{
+    var best = new double[runs.Length];
+    for (int repeat = 0; repeat < 3; repeat++)
+        for (int i = 0; i < runs.Length; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            _ = runs[i].Model.Transform(test).GetColumn<float>("Probability").Count();   // every row: tokens, encoder, SDCA
+            best[i] = Math.Max(best[i], testRows.Count / watch.Elapsed.TotalSeconds);
+        }
+    return best;
 }
 
 // Warm-up: a tiny fit of both variants, so that libtorch's code and thread pools are loaded before anything is
@@ -88,6 +101,7 @@ foreach (bool fullAttention in new[] { false, true })
 var total = Stopwatch.StartNew();
 var linformer = Train("Linformer", fullAttention: false);
 var full = Train("Full attention", fullAttention: true);
+var rowsPerSecond = InferenceRowsPerSecond(linformer, full);
 
 // Save, load back (as another process would: only the zip and this assembly's tokeniser), predict again.
 Directory.CreateDirectory(outputFolder);
@@ -100,9 +114,9 @@ double maxDifference = linformer.Scores.Zip(reloadedScores, (a, b) => (double)Ma
 Console.WriteLine();
 Console.WriteLine($"same settings: N = {SequenceLength}, width 64, 1 layer, 4 heads, k = 64 (Linformer), {Settings(false, null!).Epochs} epochs at most, batch 16; {trainRows.Count} training / {testRows.Count} test mails");
 Console.WriteLine($"{"",-16} {"train time",11} {"inference",12} {"peak memory",12} {"accuracy",9} {"AUC",7} {"F1",7}");
-foreach (var r in new[] { linformer, full })
-    Console.WriteLine($"{r.Name,-16} {r.TrainTime.TotalSeconds,10:F1}s {r.InferenceRowsPerSecond,7:F0} rows/s {r.PeakBytes / 1048576.0,8:F0} MiB {r.Metrics.Accuracy,9:F3} {r.Metrics.AreaUnderRocCurve,7:F3} {r.Metrics.F1Score,7:F3}");
-Console.WriteLine($"peak memory: {PeakMemory.Method}, during training");
+foreach (var (r, speed) in new[] { linformer, full }.Zip(rowsPerSecond))
+    Console.WriteLine($"{r.Name,-16} {r.TrainTime.TotalSeconds,10:F1}s {speed,7:F0} rows/s {r.PeakBytes / 1048576.0,8:F0} MiB {r.Metrics.Accuracy,9:F3} {r.Metrics.AreaUnderRocCurve,7:F3} {r.Metrics.F1Score,7:F3}");
+Console.WriteLine($"train time: the whole pipeline's Fit; inference: best of 3 passes over the test mails; peak memory: {PeakMemory.Method}, during Fit");
 Console.WriteLine();
 Console.WriteLine($"saved and loaded back: max |P(spam) difference| on {reloadedScores.Length} test mails = {maxDifference:E2}");
 var first = testRows[0];
@@ -113,4 +127,4 @@ Console.WriteLine($"model: {modelPath}");
 foreach (var m in new[] { linformer.Model, full.Model, loaded }) (m as IDisposable)?.Dispose();
 return 0;
 
-internal sealed record Run(string Name, ITransformer Model, float[] Scores, TimeSpan TrainTime, double InferenceRowsPerSecond, long PeakBytes, BinaryClassificationMetrics Metrics);
+internal sealed record Run(string Name, ITransformer Model, float[] Scores, TimeSpan TrainTime, long PeakBytes, BinaryClassificationMetrics Metrics);

@@ -36,10 +36,10 @@ var linformer = new LinformerEstimator.Options
 {
     InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label", ScoreColumnName = "HeadScore",
     VocabularySize = Gpt2Tokens.VocabularySize, PaddingTokenId = Gpt2Tokens.PaddingId,
-    ModelWidth = 64, Heads = 4, Depth = 2, FeedForwardSize = 128, ProjectedLength = 128,
+    ModelWidth = 64, Heads = 4, Depth = 1, FeedForwardSize = 128, ProjectedLength = 128,
     Dropout = 0, FeedForwardDropout = 0.1,   // attention dropout would take libtorch off its fused attention kernel in training
-    Epochs = quick ? 2 : 5, BatchSize = 16, LearningRate = 2e-3,
-    ValidationFraction = 0.1, EarlyStoppingPatience = 2,
+    Epochs = quick ? 2 : 4, BatchSize = 16, LearningRate = 1e-3,
+    ValidationFraction = 0.1, EarlyStoppingPatience = 1,
     Progress = progress,
 };
 var pipeline = ml.Transforms.CustomMapping<TextInput, Tokens1024>(Gpt2Tokens1024Factory.Map, Gpt2Tokens1024Factory.ContractName)
