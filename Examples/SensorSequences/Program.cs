@@ -25,7 +25,7 @@ Console.WriteLine($"data: {Count(train, true) + Count(train, false)} training wi
                   $"{Count(test, true) + Count(test, false)} test windows ({Count(test, true)} with an anomaly, motes 2 and 4); N = 64 steps × 2 channels");
 
 var total = Stopwatch.StartNew();
-using var progress = new TrainingProgressView("Linformer");
+var progress = new TrainingProgressView("Linformer");
 var options = new LinformerEstimator.Options
 {
     InputColumnName = "Readings", OutputColumnName = "Encoding", LabelColumnName = "Label",
@@ -42,6 +42,7 @@ var linformer = ml.Transforms.Linformer(options)
     .Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression(labelColumnName: "Label", featureColumnName: "Encoding"));
 var watch = Stopwatch.StartNew();
 using var model = linformer.Fit(train);
+progress.Dispose();
 var linformerSeconds = watch.Elapsed.TotalSeconds;
 var linformerMetrics = ml.BinaryClassification.Evaluate(model.Transform(test), labelColumnName: "Label");
 

@@ -10,7 +10,7 @@ namespace Linformer.MLNet.Examples;
 public sealed class TrainingProgressView : IProgress<LinformerTrainingProgress>, IDisposable
 {
     private readonly string title;
-    private readonly bool interactive = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null;
+    private readonly bool interactive = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null && TerminalWidth() >= 40;
     private ProgressBar? bar;
 
     /// <summary>A view whose bar (or lines) carry <paramref name="title"/>.</summary>
@@ -42,5 +42,16 @@ public sealed class TrainingProgressView : IProgress<LinformerTrainingProgress>,
     }
 
     /// <summary>Removes the bar.</summary>
-    public void Dispose() => bar?.Dispose();
+    public void Dispose()
+    {
+        bar?.Dispose();
+        bar = null;
+    }
+
+    // A pseudo-terminal without a size reports 0 columns; the bar needs room to draw.
+    private static int TerminalWidth()
+    {
+        try { return Console.WindowWidth; }
+        catch (IOException) { return 0; }
+    }
 }

@@ -31,7 +31,7 @@ Console.WriteLine($"tokens per mail (GPT-2): median {lengths[lengths.Length / 2]
                   $"N = {SequenceLength} keeps {lengths.Count(l => l <= SequenceLength)} of {lengths.Length} mails whole");
 
 var total = Stopwatch.StartNew();
-using var progress = new TrainingProgressView("Linformer");
+var progress = new TrainingProgressView("Linformer");
 var linformer = new LinformerEstimator.Options
 {
     InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label", ScoreColumnName = "HeadScore",
@@ -49,6 +49,7 @@ var pipeline = ml.Transforms.CustomMapping<TextInput, Tokens1024>(Gpt2Tokens1024
         numberOfLeaves: 8, numberOfTrees: 50, minimumExampleCountPerLeaf: 10));
 var watch = Stopwatch.StartNew();
 using var model = pipeline.Fit(train);
+progress.Dispose();
 Console.WriteLine($"trained in {watch.Elapsed.TotalSeconds:F0} s (encoder, then FastTree on its features)");
 var predictions = model.Transform(test);
 
