@@ -58,7 +58,7 @@ var pooled = ml.BinaryClassification.Evaluate(predictions, labelColumnName: "Lab
 
 // (b) the encoder's own head: HeadScore holds the class probabilities; P(spam) is the second (Boolean label: false, true).
 var head = ml.Data.CreateEnumerable<HeadOutput>(predictions, reuseRowObject: false)
-    .Select(r => new Prediction { Label = r.Label, Score = r.HeadScore[1], Probability = r.HeadScore[1], PredictedLabel = r.HeadScore[1] > 0.5f })
+    .Select(r => new Prediction { Label = r.Label, Score = Logit(r.HeadScore[1]), Probability = r.HeadScore[1], PredictedLabel = r.HeadScore[1] > 0.5f })
     .ToList();
 var headMetrics = ml.BinaryClassification.Evaluate(ml.Data.LoadFromEnumerable(head), labelColumnName: "Label");
 
@@ -82,6 +82,9 @@ Print("(b) Linformer classification head", headMetrics);
 Print($"reference: n-grams → SDCA ({classicSeconds:F0} s)", classicMetrics);
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
 return 0;
+
+// The evaluator thresholds the raw Score at 0 for accuracy and F1, so Score is the log-odds of P(spam).
+static float Logit(float p) => MathF.Log(Math.Max(p, 1e-7f) / Math.Max(1 - p, 1e-7f));
 
 static void Print(string name, BinaryClassificationMetrics m)
     => Console.WriteLine($"{name,-44} {m.Accuracy,9:F3} {m.AreaUnderRocCurve,7:F3} {m.F1Score,7:F3}");
