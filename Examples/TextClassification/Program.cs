@@ -7,7 +7,7 @@
 //
 //   dotnet run --project Examples/TextClassification [-- --quick]
 //
-// --quick: 80 training and 40 test mails per class, 2 epochs (a smoke test).
+// --quick: 250 training and 40 test mails per class, 3 epochs (a smoke test).
 using System.Diagnostics;
 using Linformer.MLNet;
 using Linformer.MLNet.Examples;
@@ -21,7 +21,7 @@ const int SequenceLength = 1024;   // must match Tokens1024's [VectorType(1024)]
 
 var ml = new MLContext(seed: 1);
 var spam = ExampleData.Folder("spam");
-var trainRows = SpamMail.Load(Path.Combine(spam, "train.tsv"), quick ? 80 : int.MaxValue);
+var trainRows = SpamMail.Load(Path.Combine(spam, "train.tsv"), quick ? 250 : int.MaxValue);
 var testRows = SpamMail.Load(Path.Combine(spam, "test.tsv"), quick ? 40 : int.MaxValue);
 var train = ml.Data.LoadFromEnumerable(trainRows);
 var test = ml.Data.LoadFromEnumerable(testRows);
@@ -38,7 +38,7 @@ var linformer = new LinformerEstimator.Options
     VocabularySize = Gpt2Tokens.VocabularySize, PaddingTokenId = Gpt2Tokens.PaddingId,
     ModelWidth = 64, Heads = 4, Depth = 1, FeedForwardSize = 128, ProjectedLength = 128,
     Dropout = 0, FeedForwardDropout = 0.1,   // attention dropout would take libtorch off its fused attention kernel in training
-    Epochs = quick ? 2 : 4, BatchSize = 16, LearningRate = 1e-3,
+    Epochs = quick ? 3 : 4, BatchSize = 16, LearningRate = 1e-3,
     ValidationFraction = 0.1, EarlyStoppingPatience = 1,
     Progress = progress,
 };
