@@ -35,8 +35,9 @@ public static class LinformerAttentionFunction
         if (keyPaddingMask is not null)
         {
             var keep = keyPaddingMask.unsqueeze(1).unsqueeze(-1);   // (B, 1, n, 1)
-            key = key.masked_fill(keep.logical_not(), 0f);
-            value = value.masked_fill(keep.logical_not(), 0f);
+            using var zero = 0f.ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
+            key = key.masked_fill(keep.logical_not(), zero);
+            value = value.masked_fill(keep.logical_not(), zero);
         }
         if (keyProjection is not null) key = keyProjection.Project(key);          // (B, H, K, D)
         if (valueProjection is not null) value = valueProjection.Project(value);  // (B, H, K, D)
@@ -57,7 +58,7 @@ public static class LinformerAttentionFunction
     internal static Tensor Probabilities(Tensor query, Tensor projectedKey)
     {
         using var scope = NewDisposeScope();
-        double scale = 1.0 / Math.Sqrt(query.shape[^1]);
+        using var scale = (1.0 / Math.Sqrt(query.shape[^1])).ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
         return matmul(query, projectedKey.transpose(-2, -1)).mul_(scale).softmax(-1).MoveToOuterDisposeScope();
     }
 }
@@ -140,7 +141,8 @@ internal sealed class LinformerSelfAttention : nn.Module<Tensor, Tensor?, Tensor
         {
             // E (K_i) = E (X W_k,i) = (E X) W_k,i: project the input once for all heads.
             var q = SplitHeads(nn.functional.linear(x, w.narrow(0, 0, hd)));                 // (B, H, n, D)
-            var xm = keyPaddingMask is null ? x : x.masked_fill(keyPaddingMask.unsqueeze(-1).logical_not(), 0f);
+            using var zero = 0f.ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
+            var xm = keyPaddingMask is null ? x : x.masked_fill(keyPaddingMask.unsqueeze(-1).logical_not(), zero);
             Tensor k, v;
             if (ReferenceEquals(e, f))
             {
@@ -167,8 +169,9 @@ internal sealed class LinformerSelfAttention : nn.Module<Tensor, Tensor?, Tensor
                 if (keyPaddingMask is not null)
                 {
                     var drop = keyPaddingMask.unsqueeze(1).unsqueeze(-1).logical_not();       // (B, 1, n, 1)
-                    k = k.masked_fill(drop, 0f);
-                    v = v.masked_fill(drop, 0f);
+                    using var zero = 0f.ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
+                    k = k.masked_fill(drop, zero);
+                    v = v.masked_fill(drop, zero);
                 }
                 var kp = e is null ? k : e.Project(k);
                 var vp = f is null ? v : f.Project(v);

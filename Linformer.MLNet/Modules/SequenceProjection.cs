@@ -54,7 +54,8 @@ internal sealed class SequenceProjection : nn.Module
                 // Xavier-normal per (K, N) matrix as the seed (and the paper's authors) recommend; PyTorch's
                 // default uniform bias for nn.Linear(N, K).
                 double std = Math.Sqrt(2.0 / (sequenceLength + projectedLength));
-                weight = nn.Parameter(randn(groups, projectedLength, sequenceLength).mul_(std));
+                using var scale = std.ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
+                weight = nn.Parameter(randn(groups, projectedLength, sequenceLength).mul_(scale));
                 double bound = 1.0 / Math.Sqrt(sequenceLength);
                 bias = nn.Parameter(empty(groups, projectedLength).uniform_(-bound, bound));
                 break;
@@ -62,7 +63,8 @@ internal sealed class SequenceProjection : nn.Module
             case ProjectionMethod.Fixed:
             {
                 // The seed's no_params: N(0, std = 1/k). A buffer, so it is saved and loaded (the seed loses it).
-                weight = randn(groups, projectedLength, sequenceLength).mul_(1.0 / projectedLength);
+                using var scale = (1.0 / projectedLength).ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
+                weight = randn(groups, projectedLength, sequenceLength).mul_(scale);
                 bias = null;
                 break;
             }

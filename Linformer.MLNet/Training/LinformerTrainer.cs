@@ -308,7 +308,8 @@ internal static class LinformerTrainer
         long b = input.shape[0], n = input.shape[1];
         var real = mask ?? ones(b, n, dtype: @bool, device: input.device);
         var draw = rand(new long[] { b, n }, generator: generator).to(input.device);
-        var selected = draw.lt(p).logical_and(real);                                            // (B, n)
+        using var probability = p.ToScalar();                                                   // explicit Scalar, alive until the call returns (docs/hardening.md)
+        var selected = draw.lt(probability).logical_and(real);                                  // (B, n)
         // Every row predicts at least one position: its first real one when the draw selected none.
         var none = selected.any(1).logical_not();                                               // (B)
         var firstReal = real.to_type(int64).argmax(1);                                          // (B)
@@ -317,7 +318,8 @@ internal static class LinformerTrainer
         if (spec.UsesTokens)
         {
             int vocabulary = spec.Encoder.VocabularySize!.Value;
-            var replace = selected.logical_and(rand(new long[] { b, n }, generator: generator).to(input.device).lt(0.8));
+            using var replaced = 0.8.ToScalar();   // share of selected tokens replaced by a random token
+            var replace = selected.logical_and(rand(new long[] { b, n }, generator: generator).to(input.device).lt(replaced));
             var randomTokens = randint(0, vocabulary, new long[] { b, n }, generator: generator, dtype: int64).to(input.device);
             var corrupted = where(replace, randomTokens, input);
             var logits = network.PretrainingHead(network.forward(corrupted, mask));              // (B, n, V)
@@ -328,7 +330,8 @@ internal static class LinformerTrainer
         }
         else
         {
-            var corrupted = input.masked_fill(selected.unsqueeze(-1), 0f);
+            using var zero = 0f.ToScalar();
+            var corrupted = input.masked_fill(selected.unsqueeze(-1), zero);
             var reconstructed = network.PretrainingHead(network.forward(corrupted, mask));       // (B, n, I)
             var loss = nn.functional.mse_loss(reconstructed[selected], input[selected]);
             metric = loss.item<float>();
