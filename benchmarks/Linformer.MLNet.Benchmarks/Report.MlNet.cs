@@ -149,8 +149,8 @@ internal static partial class Report
 
     private static void WriteNoise(StringBuilder md, BenchmarkResults r)
     {
-        md.AppendLine($"- **Noise.** The machine's {r.Machine.LogicalCores} cores were shared with other work while this ran (builds and test " +
-                      "runs of other developers; see the load averages above), so absolute rates are noisy. The ratios cancel most of it: " +
+        md.AppendLine($"- **Noise.** Other processes may share the machine's {r.Machine.LogicalCores} cores (the load averages above tell: " +
+                      $"about {r.Machine.LogicalCores} is this program alone), so absolute rates can be noisy. The ratios cancel most of it: " +
                       "the two sides run back to back in every round, in alternating order (A B, then B A, …), and the ratio reported is the " +
                       "**median of the per-round ratios**; rates are medians over the rounds.");
     }
