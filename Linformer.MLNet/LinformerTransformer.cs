@@ -127,7 +127,6 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
             if ((key.StartsWith("encoder.", StringComparison.Ordinal) || key.StartsWith("input_projection.", StringComparison.Ordinal))
                 && source.TryGetValue(key, out var s) && s.shape.SequenceEqual(value.shape))
                 value.copy_(s);
-        return true;
     });
 
     void ICanSaveModel.Save(ModelSaveContext ctx)

@@ -127,6 +127,9 @@ internal sealed class BatchEncoder : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="action"/> with the network guaranteed alive; see <see cref="WhileAlive{T}(Func{T})"/>.</summary>
+    public void WhileAlive(Action action) => WhileAlive(() => { action(); return true; });
+
     /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     /// <exception cref="InsufficientMemoryException">libtorch could not allocate the batch's activations.</exception>
@@ -154,7 +157,6 @@ internal sealed class BatchEncoder : IDisposable
             {
                 throw AllocationFailure.Wrap(ex, $"Encoding a batch of {batch.Count} sequence(s)", batch.Binding.SequenceLength, batch.Capacity, device.ToString());
             }
-            return true;
         });
     }
 
