@@ -1,4 +1,4 @@
-using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 

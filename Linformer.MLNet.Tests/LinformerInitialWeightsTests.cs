@@ -1,6 +1,5 @@
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
-using Linformer.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;

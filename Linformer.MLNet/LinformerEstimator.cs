@@ -2,6 +2,7 @@ using Linformer.MLNet.Data;
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
 using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;

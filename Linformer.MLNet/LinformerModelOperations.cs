@@ -1,3 +1,4 @@
+using Linformer.MLNet.Persistence;
 using Microsoft.ML;
 
 namespace Linformer.MLNet;
@@ -31,31 +32,5 @@ public static class LinformerModelOperations
         var folder = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Cannot save the model to '{filePath}': the folder '{folder}' does not exist.");
         AtomicFile.Write(full, stream => catalog.Save(model, inputSchema, stream));
-    }
-}
-
-/// <summary>Writes a file through a temporary file in the same folder and a rename, so readers never see half a file.</summary>
-internal static class AtomicFile
-{
-    public static void Write(string path, Action<Stream> write)
-    {
-        var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                write(stream);
-                if (stream.CanWrite) stream.Flush(flushToDisk: true);
-            }
-            if (!OperatingSystem.IsWindows())
-                using (var sync = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None)) sync.Flush(flushToDisk: true);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
-        }
     }
 }

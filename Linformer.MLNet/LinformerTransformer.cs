@@ -1,6 +1,7 @@
 using Linformer.MLNet.Data;
 using Linformer.MLNet.Persistence;
 using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -11,10 +12,6 @@ using static TorchSharp.torch;
 [assembly: MLNetLoadableModel(typeof(Linformer.MLNet.LinformerTransformer), "Linformer encoder", Linformer.MLNet.LinformerTransformer.LoaderSignature)]
 
 namespace Linformer.MLNet;
-
-/// <summary>How a fitted transformer reads and writes columns.</summary>
-internal sealed record TransformerSettings(InputBinding Binding, string OutputColumn, string? ScoreColumn, LinformerOutputKind OutputKind,
-    int Vocabulary, int? PaddingTokenId, int BatchSize);
 
 /// <summary>
 /// A fitted Linformer encoder: encodes the sequence column into <c>Vector&lt;Single&gt;</c> features (and optional
@@ -62,7 +59,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         this.network = network;
         this.device = device;
         this.settings = settings;
-        encoder = new BatchEncoder(network, device, settings.OutputKind, settings.ScoreColumn is not null);
+        encoder = new BatchEncoder(typeof(LinformerTransformer), network, device, settings.OutputKind, settings.ScoreColumn is not null);
     }
 
     internal NetworkSpec Spec => network.Spec;

@@ -14,7 +14,6 @@ using Linformer.MLNet;
 using Linformer.MLNet.Examples;
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
-using Linformer.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;

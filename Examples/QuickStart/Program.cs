@@ -31,7 +31,7 @@ int truncated = trainRows.Concat(testRows).Count(m => Gpt2Tokens.Count(m.Text) >
 Console.WriteLine($"data: {trainRows.Count} training mails ({trainRows.Count(m => m.Label)} spam), {testRows.Count} test mails ({testRows.Count(m => m.Label)} spam)");
 Console.WriteLine($"tokens: GPT-2, N = {SequenceLength} per mail ({truncated} of {trainRows.Count + testRows.Count} mails are longer and truncated), padding id {Gpt2Tokens.PaddingId}");
 
-LinformerEstimator.Options Settings(bool fullAttention, IProgress<Linformer.MLNet.Training.LinformerTrainingProgress> progress) => new()
+LinformerEstimator.Options Settings(bool fullAttention, IProgress<LinformerTrainingProgress> progress) => new()
 {
     InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label",
     VocabularySize = Gpt2Tokens.VocabularySize, PaddingTokenId = Gpt2Tokens.PaddingId,

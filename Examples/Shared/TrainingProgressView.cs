@@ -1,4 +1,3 @@
-using Linformer.MLNet.Training;
 using ShellProgressBar;
 
 namespace Linformer.MLNet.Examples;

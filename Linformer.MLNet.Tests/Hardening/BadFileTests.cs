@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
-using Linformer.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;

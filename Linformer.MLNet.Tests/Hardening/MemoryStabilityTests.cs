@@ -137,8 +137,8 @@ public sealed class MemoryStabilityTests
         }
     }
 
-    private sealed class Progress(Action<Training.LinformerTrainingProgress> report) : IProgress<Training.LinformerTrainingProgress>
+    private sealed class Progress(Action<LinformerTrainingProgress> report) : IProgress<LinformerTrainingProgress>
     {
-        public void Report(Training.LinformerTrainingProgress value) => report(value);
+        public void Report(LinformerTrainingProgress value) => report(value);
     }
 }

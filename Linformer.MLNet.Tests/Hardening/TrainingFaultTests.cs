@@ -1,4 +1,3 @@
-using Linformer.MLNet.Training;
 using Microsoft.ML;
 
 namespace Linformer.MLNet.Tests.Hardening;

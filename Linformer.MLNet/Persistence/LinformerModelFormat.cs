@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Linformer.MLNet.Data;
-using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 
 namespace Linformer.MLNet.Persistence;
 

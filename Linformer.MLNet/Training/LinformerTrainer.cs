@@ -1,21 +1,11 @@
 using System.Diagnostics;
 using Linformer.MLNet.Data;
+using Linformer.MLNet.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Linformer.MLNet.Training;
-
-/// <summary>The learning-rate schedule after warm-up.</summary>
-public enum LearningRateDecay
-{
-    /// <summary>Constant learning rate after warm-up.</summary>
-    None,
-    /// <summary>Linear decay to zero at the last step.</summary>
-    Linear,
-    /// <summary>Cosine decay to zero at the last step.</summary>
-    Cosine,
-}
 
 /// <summary>Training data held in memory: sequences, masks and labels.</summary>
 internal sealed class TrainingSet(SequenceBatch rows, long[]? classLabels, float[]? regressionLabels)

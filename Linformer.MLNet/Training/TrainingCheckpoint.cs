@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Linformer.MLNet.Data;
+using Linformer.MLNet.Model;
+using Linformer.MLNet.Persistence;
 using TorchSharp;
 using static TorchSharp.torch;
 

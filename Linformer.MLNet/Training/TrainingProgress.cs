@@ -1,4 +1,5 @@
-namespace Linformer.MLNet.Training;
+// Public vocabulary of the ML.NET face: root namespace, file beside the training loop (docs/architecture.md).
+namespace Linformer.MLNet;
 
 /// <summary>Progress of <c>LinformerEstimator.Fit</c>, reported after every optimizer step (<see cref="IsEpochEnd"/> false) and at the end of every epoch (true, with the validation figures).</summary>
 /// <param name="Epoch">1-based epoch.</param>

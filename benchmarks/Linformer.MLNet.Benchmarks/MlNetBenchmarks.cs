@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Linformer.MLNet.Data;
-using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;

@@ -4,20 +4,9 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Linformer.MLNet.Training;
+namespace Linformer.MLNet.Model;
 
 // Shapes: B batch, n sequence length, C model width, I input channels (float input), V vocabulary, L classes.
-
-/// <summary>What the encoder's output column holds.</summary>
-public enum LinformerOutputKind
-{
-    /// <summary>The mean of the encoding over real (unpadded) positions: <c>Vector&lt;Single, C&gt;</c>.</summary>
-    MeanPooled,
-    /// <summary>The encoding of the first position: <c>Vector&lt;Single, C&gt;</c>.</summary>
-    FirstPosition,
-    /// <summary>The whole encoded sequence, row-major (N, C): <c>Vector&lt;Single, N·C&gt;</c>.</summary>
-    Sequence,
-}
 
 /// <summary>The supervised head a model carries.</summary>
 internal enum HeadKind { None, Classification, Regression }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Linformer.MLNet.Training;
+namespace Linformer.MLNet.Model;
 
 /// <summary>
 /// Recognises libtorch's allocation failures (CPU: "DefaultCPUAllocator: can't allocate memory: you tried to allocate
