@@ -259,7 +259,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var settings = new TrainerSettings
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, WarmupFraction = o.WarmupFraction,
-            Decay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
+            LearningRateDecay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
             EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },

@@ -103,7 +103,7 @@ public sealed class TrainingFaultTests
             TestContext.WriteLine(ex.Message);
             StringAssert.Contains(ex.Message, "training data SHA-256");
             ex = Assert.ThrowsExactly<InvalidOperationException>(() => new MLContext(seed: 7).Transforms.Linformer(resumed).Fit(data));
-            StringAssert.Contains(ex.Message, "seed: checkpoint 6, this Fit 7");
+            StringAssert.Contains(ex.Message, "Seed: checkpoint 6, this Fit 7");
 
             // A damaged checkpoint is an error naming the file, never a silently different model.
             var bytes = File.ReadAllBytes(checkpoint);
