@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using Linformer.MLNet.Data;
 using TorchSharp;
@@ -136,7 +137,7 @@ internal static class LinformerTrainer
                         loss = lossTensor.item<float>();
                         if (!double.IsFinite(loss))
                             throw new InvalidOperationException(
-                                $"Training stopped at step {step + 1} (epoch {epoch}): the loss became {loss}. Lower LearningRate, raise GradientClipNorm protection (smaller value), or check the input scale.");
+                                string.Create(CultureInfo.InvariantCulture, $"Training stopped at step {step + 1} (epoch {epoch}): the loss became {loss}. Lower LearningRate, raise GradientClipNorm protection (smaller value), or check the input scale."));
                         lossTensor.backward();
                         if (s.GradientClipNorm > 0) nn.utils.clip_grad_norm_(parameters, s.GradientClipNorm);
                         optimizer.step();
@@ -177,7 +178,7 @@ internal static class LinformerTrainer
                 s.Log?.Invoke(Describe(progress, spec));
                 if (s.EarlyStoppingPatience > 0 && epochsWithoutImprovement >= s.EarlyStoppingPatience)
                 {
-                    s.Log?.Invoke($"Early stopping after epoch {epoch}: validation loss did not improve for {s.EarlyStoppingPatience} epoch(s); keeping the best (loss {bestLoss:G5}).");
+                    s.Log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"Early stopping after epoch {epoch}: validation loss did not improve for {s.EarlyStoppingPatience} epoch(s); keeping the best (loss {bestLoss:G5})."));
                     break;
                 }
             }
@@ -242,8 +243,8 @@ internal static class LinformerTrainer
             HeadKind.Regression => "MSE",
             _ => spec.UsesTokens ? "masked-token accuracy" : "masked-position MSE",
         };
-        string validation = p.ValidationLoss is null ? "" : $", validation loss {p.ValidationLoss:G5}, validation {metricName} {p.ValidationMetric:G5}";
-        return $"Linformer epoch {p.Epoch}/{p.Epochs}: training loss {p.TrainingLoss:G5}{validation}, {p.RowsPerSecond:F1} rows/s, ETA {p.Remaining:hh\\:mm\\:ss}";
+        string validation = p.ValidationLoss is null ? "" : string.Create(CultureInfo.InvariantCulture, $", validation loss {p.ValidationLoss:G5}, validation {metricName} {p.ValidationMetric:G5}");
+        return string.Create(CultureInfo.InvariantCulture, $"Linformer epoch {p.Epoch}/{p.Epochs}: training loss {p.TrainingLoss:G5}{validation}, {p.RowsPerSecond:F1} rows/s, ETA {p.Remaining:hh\\:mm\\:ss}");
     }
 
     private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingSet data, TrainerSettings s, Generator generator)

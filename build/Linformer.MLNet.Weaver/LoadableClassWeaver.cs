@@ -38,7 +38,7 @@ internal sealed record WeaveResult(int Added, int AlreadyPresent, IReadOnlyList<
 /// </remarks>
 internal static class LoadableClassWeaver
 {
-    public const string MarkerAttribute = "Linformer.MLNet.Persistence.MLNetLoadableModelAttribute";
+    public const string MarkerAttribute = "Linformer.MLNet.Interop.MLNetLoadableModelAttribute";
     public const string LoadableClassAttribute = "Microsoft.ML.LoadableClassAttribute";
     public const string SignatureLoadModel = "Microsoft.ML.SignatureLoadModel";
     private const string IgnoresAccessChecksToAttribute = "System.Runtime.CompilerServices.IgnoresAccessChecksToAttribute";
