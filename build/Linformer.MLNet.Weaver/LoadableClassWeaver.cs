@@ -165,7 +165,7 @@ internal static class LoadableClassWeaver
         if (!hasConstructor || mlCore.GetType(SignatureLoadModel) is null)
             throw new WeaveException(WeaveException.MLNetChanged,
                 $"{mlCorePath} ({mlCore.Assembly.Name.Version}) lacks {LoadableClassAttribute}(Type, Type, Type, string, string[]) or {SignatureLoadModel}; " +
-                "this weaver was written against Microsoft.ML 5.0.x.");
+                "Linformer.MLNet supports Microsoft.ML [5.0.1, 5.1) (docs/mlnet-internals.md).");
         return new MLNetContract(mlCore.Assembly.Name);
     }
 
