@@ -3,6 +3,7 @@
 // Checks the NuGet package `dotnet pack` produced: the metadata a package page shows, and the files a user needs.
 // Usage: dotnet run .ci/CheckPackage.cs -- <path to Linformer.MLNet.*.nupkg>
 using System.IO.Compression;
+using System.Text.RegularExpressions;
 using System.Xml.Linq;
 
 if (args.Length != 1 || !File.Exists(args[0]))
@@ -38,6 +39,26 @@ foreach (var file in new[] { "lib/net10.0/Linformer.MLNet.dll", "lib/net10.0/Lin
     Require(entries.Contains(file), $"{file} missing");
 var dependencies = metadata.Descendants(ns + "dependency").Select(d => d.Attribute("id")!.Value).ToHashSet();
 Require(dependencies.SetEquals(["Microsoft.ML", "TorchSharp"]), $"dependencies are [{string.Join(", ", dependencies)}], expected Microsoft.ML and TorchSharp only (the runtime package is the user's choice)");
+// The library reaches ML.NET internals checked against these versions only (docs/mlnet-internals.md): the package must
+// not let a later Microsoft.ML in.
+var mlnetRange = metadata.Descendants(ns + "dependency").FirstOrDefault(d => d.Attribute("id")?.Value == "Microsoft.ML")?.Attribute("version")?.Value;
+Require(mlnetRange?.Replace(" ", "") is "[5.0.1,5.1)" or "[5.0.1,5.1.0)", $"the Microsoft.ML dependency is '{mlnetRange}', expected [5.0.1, 5.1)");
+
+// The packed README must not link to files the package lacks (docs/, Examples/, LICENSE): every link is absolute
+// or an anchor of the README itself.
+if (Value("readme") is { } readmeName && package.GetEntry(readmeName) is { } readmeEntry)
+{
+    string text;
+    using (var reader = new StreamReader(readmeEntry.Open())) text = reader.ReadToEnd();
+    var targets = Regex.Matches(text, @"\]\(([^)\s]+)\)").Select(m => m.Groups[1].Value)
+        .Concat(Regex.Matches(text, @"^\s*\[[^\]]+\]:\s*(\S+)", RegexOptions.Multiline).Select(m => m.Groups[1].Value))
+        .Concat(Regex.Matches(text, @"\b(?:href|src)\s*=\s*[""']([^""']+)[""']").Select(m => m.Groups[1].Value))
+        .ToList();
+    var relative = targets.Where(t => !t.StartsWith("https://", StringComparison.Ordinal) && !t.StartsWith("http://", StringComparison.Ordinal)
+                                      && !t.StartsWith('#') && !t.StartsWith("mailto:", StringComparison.Ordinal)).Distinct().ToList();
+    Require(relative.Count == 0, $"the packed README has relative links, which point nowhere in a package: {string.Join(", ", relative)}");
+    Require(targets.Count > 0, "the packed README has no links at all (was it read?)");
+}
 
 Console.WriteLine($"{Path.GetFileName(args[0])}: id={Value("id")} version={Value("version")} license={metadata.Element(ns + "license")?.Value} " +
                   $"repository={repository?.Attribute("url")?.Value} files={entries.Count}");

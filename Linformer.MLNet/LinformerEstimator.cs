@@ -1,4 +1,5 @@
 using Linformer.MLNet.Data;
+using Linformer.MLNet.Interop;
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
 using Linformer.MLNet.Training;
@@ -6,8 +7,9 @@ using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
-using System.Runtime.CompilerServices;
+using System.Globalization;
 using TorchSharp;
+using static Linformer.MLNet.Interop.SchemaShapes;
 using static TorchSharp.torch;
 
 namespace Linformer.MLNet;
@@ -51,8 +53,8 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(o.OutputColumnName, nameof(Options.OutputColumnName));
         static void Positive(int v, string name) { if (v <= 0) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be positive."); }
-        static void NonNegative(double v, string name) { if (!(v >= 0)) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be >= 0."); }
-        static void Fraction(double v, string name) { if (!(v >= 0 && v < 1)) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be in [0, 1)."); }
+        static void NonNegative(double v, string name) { if (!(v >= 0)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be >= 0.")); }
+        static void Fraction(double v, string name) { if (!(v >= 0 && v < 1)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be in [0, 1).")); }
         Positive(o.ModelWidth, nameof(Options.ModelWidth));
         Positive(o.ProjectedLength, nameof(Options.ProjectedLength));
         Positive(o.Heads, nameof(Options.Heads));
@@ -63,14 +65,14 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         if (o.SequenceLength < 0) throw new ArgumentOutOfRangeException(nameof(Options.SequenceLength), o.SequenceLength, $"SequenceLength ({o.SequenceLength}) must be >= 0 (0 infers it).");
         if (o.Channels < 0) throw new ArgumentOutOfRangeException(nameof(Options.Channels), o.Channels, $"Channels ({o.Channels}) must be >= 0 (0 infers it).");
         if (o.VocabularySize < 0) throw new ArgumentOutOfRangeException(nameof(Options.VocabularySize), o.VocabularySize, $"VocabularySize ({o.VocabularySize}) must be >= 0 (0 takes the key count).");
-        if (!(o.LearningRate > 0 && double.IsFinite(o.LearningRate))) throw new ArgumentOutOfRangeException(nameof(Options.LearningRate), o.LearningRate, $"LearningRate ({o.LearningRate}) must be positive.");
+        if (!(o.LearningRate > 0 && double.IsFinite(o.LearningRate))) throw new ArgumentOutOfRangeException(nameof(Options.LearningRate), o.LearningRate, string.Create(CultureInfo.InvariantCulture, $"LearningRate ({o.LearningRate}) must be positive."));
         Fraction(o.WarmupFraction, nameof(Options.WarmupFraction));
         Fraction(o.ValidationFraction, nameof(Options.ValidationFraction));
         Fraction(o.Dropout, nameof(Options.Dropout));
         Fraction(o.FeedForwardDropout, nameof(Options.FeedForwardDropout));
         NonNegative(o.WeightDecay, nameof(Options.WeightDecay));
         NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
-        if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1).");
+        if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, string.Create(CultureInfo.InvariantCulture, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1)."));
         if (o.EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(Options.EarlyStoppingPatience), o.EarlyStoppingPatience, $"EarlyStoppingPatience ({o.EarlyStoppingPatience}) must be >= 0.");
         if (o.InitialModel is not null && o.PyTorchWeightsPath is not null)
             throw new ArgumentException("Set InitialModel or PyTorchWeightsPath, not both.", nameof(Options.PyTorchWeightsPath));
@@ -117,10 +119,6 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var columns = inputSchema.Where(c => added.All(a => a.Name != c.Name)).Concat(added);
         return new SchemaShape(columns);
     }
-
-    // SchemaShape.Column's constructor is internal to ML.NET.
-    [UnsafeAccessor(UnsafeAccessorKind.Constructor)]
-    private static extern SchemaShape.Column NewColumn(string name, SchemaShape.Column.VectorKind vecKind, DataViewType itemType, bool isKey, SchemaShape? annotations);
 
     /// <summary>The shape of a schema (ML.NET's own <c>SchemaShape.Create</c> is internal).</summary>
     internal static SchemaShape ShapeOf(DataViewSchema schema)
@@ -304,7 +302,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
                 {
                     floatLabel(ref value);
                     if (!float.IsFinite(value))
-                        throw new InvalidOperationException($"Label column '{options.LabelColumnName}' holds {value} in row {cursor.Position}; regression labels must be finite.");
+                        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"Label column '{options.LabelColumnName}' holds {value} in row {cursor.Position}; regression labels must be finite."));
                     targets.Add(value);
                 }
                 one.Count = 0;
@@ -330,7 +328,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var order = Enumerable.Range(0, all.Count).ToArray();
         new Random(seed).Shuffle(order);
         int validationCount = Math.Max(1, (int)Math.Round(all.Count * fraction));
-        if (validationCount >= all.Count) throw new ArgumentException($"ValidationFraction ({fraction}) leaves no training rows out of {all.Count}.", nameof(Options.ValidationFraction));
+        if (validationCount >= all.Count) throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"ValidationFraction ({fraction}) leaves no training rows out of {all.Count}."), nameof(Options.ValidationFraction));
         return (Subset(all, order[validationCount..]), Subset(all, order[..validationCount]));
     }
 

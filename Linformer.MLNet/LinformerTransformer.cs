@@ -1,4 +1,5 @@
 using Linformer.MLNet.Data;
+using Linformer.MLNet.Interop;
 using Linformer.MLNet.Persistence;
 using Linformer.MLNet.Training;
 using Linformer.MLNet.Model;

@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using Linformer.MLNet.Persistence;
+using Linformer.MLNet.Interop;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;

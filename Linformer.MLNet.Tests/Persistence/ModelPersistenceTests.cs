@@ -3,7 +3,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using Linformer.MLNet.Persistence;
+using Linformer.MLNet.Interop;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -51,7 +52,7 @@ internal sealed class SequenceReader
             for (int i = 0; i < floatValues.Length; i++)
                 if (!float.IsFinite(floatValues[i]))
                     throw new InvalidOperationException(
-                        $"Input column '{binding.Column}' holds {floatValues[i]} at index {i} of row {row.Position}; Linformer needs finite values (replace or drop missing values first).");
+                        string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' holds {floatValues[i]} at index {i} of row {row.Position}; Linformer needs finite values (replace or drop missing values first)."));
         }
         else
         {
@@ -72,7 +73,7 @@ internal sealed class SequenceReader
             for (int i = 0; i < n; i++)
                 if (ids[i] < 0 || ids[i] >= vocabulary)
                     throw new ArgumentOutOfRangeException(binding.Column,
-                        $"Input column '{binding.Column}' has token id {ids[i]} at index {i} of row {row.Position}, outside the vocabulary [0, {vocabulary}).");
+                        string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' has token id {ids[i]} at index {i} of row {row.Position}, outside the vocabulary [0, {vocabulary})."));
         }
 
         if (maskGetter is not null)

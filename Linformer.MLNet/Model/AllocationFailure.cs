@@ -41,19 +41,19 @@ internal static partial class AllocationFailure
     public static InsufficientMemoryException Wrap(Exception ex, string what, int sequenceLength, int batchSize, string device)
     {
         long? bytes = RequestedBytes(ex.Message);
-        string requested = bytes is { } b ? $"{b:N0} bytes ({Describe(b)})" : "an unknown amount";
-        return new InsufficientMemoryException(
+        string requested = bytes is { } b ? string.Create(CultureInfo.InvariantCulture, $"{b:N0} bytes ({Describe(b)})") : "an unknown amount";
+        return new InsufficientMemoryException(string.Create(CultureInfo.InvariantCulture, 
             $"{what} (SequenceLength {sequenceLength}, BatchSize {batchSize}, on {device}) needs more memory than is available: " +
             $"libtorch could not allocate {requested}. Lower BatchSize, ProjectedLength, FeedForwardSize or SequenceLength, " +
-            $"or use a GPU with more memory (MLContext.GpuDeviceId). Native error: {FirstLine(ex.Message)}", ex);
+            $"or use a GPU with more memory (MLContext.GpuDeviceId). Native error: {FirstLine(ex.Message)}"), ex);
     }
 
     private static string Describe(long bytes) => bytes switch
     {
-        >= 1L << 40 => $"{bytes / (double)(1L << 40):F1} TiB",
-        >= 1L << 30 => $"{bytes / (double)(1L << 30):F1} GiB",
-        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MiB",
-        _ => $"{bytes / 1024.0:F1} KiB",
+        >= 1L << 40 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 40):F1} TiB"),
+        >= 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F1} GiB"),
+        >= 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):F1} MiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:F1} KiB"),
     };
 
     private static string FirstLine(string message)

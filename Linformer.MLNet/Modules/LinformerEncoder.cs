@@ -1,3 +1,4 @@
+using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -172,7 +173,7 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
                 long min = input.min().item<long>(), max = input.max().item<long>();
                 if (min < 0 || max >= o.VocabularySize!.Value)
                     throw new ArgumentOutOfRangeException(nameof(input),
-                        $"Token ids must be in [0, num_tokens) = [0, {o.VocabularySize}); got ids from {min} to {max}.");
+                        string.Create(CultureInfo.InvariantCulture, $"Token ids must be in [0, num_tokens) = [0, {o.VocabularySize}); got ids from {min} to {max}."));
             }
         }
         else

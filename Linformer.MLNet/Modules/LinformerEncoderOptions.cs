@@ -1,3 +1,4 @@
+using System.Globalization;
 namespace Linformer.MLNet.Modules;
 
 /// <summary>How the key/value sequence projections E and F are shared (the paper's Section 4, "parameter sharing").</summary>
@@ -223,6 +224,6 @@ public sealed record LinformerEncoderOptions
 
     private static void Probability(double value, string name)
     {
-        if (!(value >= 0 && value < 1)) throw new ArgumentOutOfRangeException(name, value, $"{name} ({value}) must be in [0, 1).");
+        if (!(value >= 0 && value < 1)) throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} ({value}) must be in [0, 1)."));
     }
 }

@@ -38,7 +38,7 @@ internal sealed record WeaveResult(int Added, int AlreadyPresent, IReadOnlyList<
 /// </remarks>
 internal static class LoadableClassWeaver
 {
-    public const string MarkerAttribute = "Linformer.MLNet.Persistence.MLNetLoadableModelAttribute";
+    public const string MarkerAttribute = "Linformer.MLNet.Interop.MLNetLoadableModelAttribute";
     public const string LoadableClassAttribute = "Microsoft.ML.LoadableClassAttribute";
     public const string SignatureLoadModel = "Microsoft.ML.SignatureLoadModel";
     private const string IgnoresAccessChecksToAttribute = "System.Runtime.CompilerServices.IgnoresAccessChecksToAttribute";
@@ -165,7 +165,7 @@ internal static class LoadableClassWeaver
         if (!hasConstructor || mlCore.GetType(SignatureLoadModel) is null)
             throw new WeaveException(WeaveException.MLNetChanged,
                 $"{mlCorePath} ({mlCore.Assembly.Name.Version}) lacks {LoadableClassAttribute}(Type, Type, Type, string, string[]) or {SignatureLoadModel}; " +
-                "this weaver was written against Microsoft.ML 5.0.x.");
+                "Linformer.MLNet supports Microsoft.ML [5.0.1, 5.1) (docs/mlnet-internals.md).");
         return new MLNetContract(mlCore.Assembly.Name);
     }
 

@@ -1,7 +1,7 @@
 // Usage: Linformer.MLNet.Weaver <assembly.dll> --references <file listing the compile references, one per line>
 //
 // Adds ML.NET's internal LoadableClassAttribute to <assembly.dll> (in place, with its .pdb) for each
-// [assembly: Linformer.MLNet.Persistence.MLNetLoadableModel(...)] marker it carries. Run by
+// [assembly: Linformer.MLNet.Interop.MLNetLoadableModel(...)] marker it carries. Run by
 // build/Linformer.MLNet.Weaving.targets after CoreCompile on the intermediate assembly. Errors are printed in
 // MSBuild's canonical format ("file: error CODE: text") so the build shows them as errors; exit code 1 then.
 using Linformer.MLNet.Weaver;

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Linformer.MLNet.Persistence;
+namespace Linformer.MLNet.Interop;
 
 /// <summary>
 /// Identity and format version of one component's entry in an ML.NET model zip: our validated twin of ML.NET's

@@ -1,11 +1,11 @@
-// Assembly-level attributes of Linformer.MLNet live here.
-
 // ML.NET finds a model's loader through an assembly-level LoadableClassAttribute, a type internal to
 // Microsoft.ML.Core that the build adds to this assembly after compilation (build/Linformer.MLNet.Weaving.targets,
-// docs/persistence.md). The runtime instantiates that attribute only if this assembly may see Microsoft.ML.Core's
-// internals; without this line ML.NET silently finds no loader.
+// docs/persistence.md, docs/mlnet-internals.md). The runtime instantiates that attribute only if this assembly may
+// see Microsoft.ML.Core's internals; without this line ML.NET silently finds no loader.
 [assembly: System.Runtime.CompilerServices.IgnoresAccessChecksTo("Microsoft.ML.Core")]
 
+// The runtime recognises the attribute class by its full name only, so it lives in System.Runtime.CompilerServices
+// although the file belongs to Linformer.MLNet/Interop with every other access to ML.NET's internals.
 namespace System.Runtime.CompilerServices
 {
     /// <summary>

@@ -1,4 +1,6 @@
-namespace Linformer.MLNet.Persistence;
+using System.Reflection;
+
+namespace Linformer.MLNet.Interop;
 
 /// <summary>
 /// Declares that <see cref="InstanceType"/> can be loaded by <c>mlContext.Model.Load</c> under
@@ -6,7 +8,7 @@ namespace Linformer.MLNet.Persistence;
 /// <c>&lt;LinformerWeaveLoadableClasses&gt;true&lt;/LinformerWeaveLoadableClasses&gt;</c>) turns each of these
 /// into ML.NET's internal
 /// <c>[assembly: LoadableClass(instanceType, null, typeof(SignatureLoadModel), displayName, loaderSignature)]</c>,
-/// which C# cannot name. See docs/persistence.md.
+/// which C# cannot name (<see cref="WovenLoadableClass"/>). See docs/persistence.md and docs/mlnet-internals.md.
 /// </summary>
 /// <remarks>
 /// <para>The instance type must declare its loader as a static method named <c>Create</c> that returns exactly the
@@ -41,4 +43,26 @@ internal sealed class MLNetLoadableModelAttribute : Attribute
 
     /// <summary>The name saved in the model header.</summary>
     public string LoaderSignature { get; }
+}
+
+/// <summary>
+/// The internal ML.NET members that the build's weaver (build/Linformer.MLNet.Weaver) writes into this assembly for
+/// each <see cref="MLNetLoadableModelAttribute"/>. Nothing here calls them; they are declared so that the internals
+/// test finds a Microsoft.ML that lacks them (the weaver itself refuses such a Microsoft.ML with LNW008).
+/// </summary>
+internal static class WovenLoadableClass
+{
+    /// <summary><c>LoadableClassAttribute</c>: the assembly attribute ML.NET's component catalog finds loaders by.</summary>
+    internal static readonly InternalMember<Type> Attribute = InternalMember.Type(
+        MLNetInternals.Core, "Microsoft.ML.LoadableClassAttribute", "loading a saved model without a registration call");
+
+    /// <summary><c>LoadableClassAttribute(Type, Type, Type, string, params string[])</c>: the constructor the weaver writes.</summary>
+    internal static readonly InternalMember<ConstructorInfo> AttributeConstructor = InternalMember.Constructor(
+        () => Attribute.Value, "LoadableClassAttribute(Type, Type, Type, string, params string[])",
+        () => [typeof(Type), typeof(Type), typeof(Type), typeof(string), typeof(string[])],
+        "loading a saved model without a registration call", MLNetInternals.Core);
+
+    /// <summary><c>SignatureLoadModel</c>: the signature type of a model loader.</summary>
+    internal static readonly InternalMember<Type> SignatureLoadModel = InternalMember.Type(
+        MLNetInternals.Core, "Microsoft.ML.SignatureLoadModel", "loading a saved model without a registration call");
 }
