@@ -37,6 +37,7 @@ public sealed class InputConfigurationTests
     [TestMethod]
     public void PromisedSchemaEqualsTheTransformersAndTheTransformedDatas()
     {
+        using var oneThread = OneIntraOpThread();
         foreach (var c in All)
         {
             var ml = new MLContext(seed: 1);
@@ -91,6 +92,7 @@ public sealed class InputConfigurationTests
     [TestMethod]
     public void TransformEqualsPredictionEngineAndTheNetworkOnTheSameBatch()
     {
+        using var oneThread = OneIntraOpThread();
         var rows = Rows(11, 2);   // batches of 4: two full ones and a partial one
         foreach (var c in All)
         {

@@ -1,6 +1,7 @@
 using Linformer.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using TorchSharp;
 
 namespace Linformer.MLNet.Tests.Data;
 
@@ -103,6 +104,23 @@ internal static class InputConfigurations
             });
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Sets libtorch to one intra-op thread until disposed. For tensors this small the thread pool only adds
+    /// contention: on a busy two-core machine these tests ran six times slower with two threads (docs/hardening.md,
+    /// "Soak"). Not for tests that compare with another process, which runs with the default thread count.
+    /// </summary>
+    public static IDisposable OneIntraOpThread()
+    {
+        int threads = torch.get_num_threads();
+        torch.set_num_threads(1);
+        return new Restore(() => torch.set_num_threads(threads));
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
     }
 
     /// <summary>Every value of a Single column (vector or scalar), row by row.</summary>

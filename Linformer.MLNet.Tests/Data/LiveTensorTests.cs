@@ -43,6 +43,7 @@ public sealed class LiveTensorTests
         var rows = Rows(10, 7);   // every row padded (used only where the path is masked)
         var paths = Paths().ToList();
         Assert.HasCount(2 * 2 * (4 * 3 + 1), paths);
+        using var oneThread = OneIntraOpThread();
         foreach (var path in paths)
         {
             var ml = new MLContext(seed: 1);
