@@ -42,7 +42,10 @@ public sealed class InputConfigurationTests
         foreach (var c in All)
         {
             var ml = new MLContext(seed: 1);
-            var data = ml.Data.LoadFromEnumerable(Rows(12, 1));
+            var raw = ml.Data.LoadFromEnumerable(Rows(12, 1));
+            // A pass-through column with annotations (MapValueToKey's KeyValues): they must survive the transform.
+            var data = ml.Transforms.Conversion.MapValueToKey("Annotated", nameof(Row.Int32Tokens)).Fit(raw).Transform(raw);
+            Assert.IsNotNull(data.Schema["Annotated"].Annotations.Schema.GetColumnOrNull("KeyValues"));
             var estimator = ml.Transforms.Linformer(c.Options());
             var promised = estimator.GetOutputSchema(CreateShape(null, data.Schema));
             using var model = estimator.Fit(data);
