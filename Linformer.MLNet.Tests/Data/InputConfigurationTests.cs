@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Linformer.MLNet.Tests.Examples;
-using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;

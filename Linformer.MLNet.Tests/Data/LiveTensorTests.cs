@@ -1,5 +1,5 @@
 using Linformer.MLNet.Modules;
-using Linformer.MLNet.Training;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using TorchSharp;
 using static Linformer.MLNet.Tests.Data.InputConfigurations;
