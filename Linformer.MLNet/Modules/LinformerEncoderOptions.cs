@@ -212,7 +212,7 @@ public sealed record LinformerEncoderOptions
                 throw new ArgumentException("EmbeddingSize (emb_dim) applies to token input only; set VocabularySize (num_tokens) too.", nameof(EmbeddingSize));
         }
         if (EffectivePositionEmbedding == Modules.PositionEmbedding.Sinusoidal && InputWidth % 2 != 0)
-            throw new ArgumentException($"The sinusoidal position embedding needs an even input width; got {InputWidth}.", nameof(PositionEmbedding));
+            throw new ArgumentException($"The sinusoidal position embedding needs an even input width; got {InputWidth}. Choose an even width, or set PositionEmbedding to Learned or None.", nameof(PositionEmbedding));
         return this;
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Linformer.MLNet.Data;
+using Linformer.MLNet.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -330,8 +331,7 @@ internal static class LinformerTrainer
         }
         else
         {
-            using var zero = 0f.ToScalar();
-            var corrupted = input.masked_fill(selected.unsqueeze(-1), zero);
+            var corrupted = input.masked_fill(selected.unsqueeze(-1), Scalars.Zero);
             var reconstructed = network.PretrainingHead(network.forward(corrupted, mask));       // (B, n, I)
             var loss = nn.functional.mse_loss(reconstructed[selected], input[selected]);
             metric = loss.item<float>();
