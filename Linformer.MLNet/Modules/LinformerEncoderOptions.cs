@@ -126,7 +126,8 @@ public sealed record LinformerEncoderOptions
 
     /// <summary>
     /// Position embedding added to the input; null means <see cref="PositionEmbedding.Sinusoidal"/> for token input
-    /// and <see cref="PositionEmbedding.None"/> for float input (both as in the seed).
+    /// and <see cref="PositionEmbedding.None"/> for float input (both as in the seed; the ML.NET estimator sets
+    /// <see cref="PositionEmbedding.Sinusoidal"/> for new float models, so that attention sees the order).
     /// </summary>
     public PositionEmbedding? PositionEmbedding { get; init; }
 
