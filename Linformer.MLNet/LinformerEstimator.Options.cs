@@ -97,7 +97,11 @@ public sealed partial class LinformerEstimator
         public bool IncludeFeedForward { get; set; } = true;
         /// <summary>Post-norm (the seed's) or pre-norm residual blocks.</summary>
         public NormPlacement NormPlacement { get; set; } = NormPlacement.PostNorm;
-        /// <summary>Position embedding; null = sinusoidal for tokens, none for floats.</summary>
+        /// <summary>
+        /// Position embedding added to the input (after the input projection for float input); null = sinusoidal, for
+        /// tokens and for floats, so that the encoder sees the order of the positions (attention itself ignores it).
+        /// Models imported with <see cref="PyTorchWeightsPath"/> keep the seed's: sinusoidal for tokens, none for floats.
+        /// </summary>
         public PositionEmbedding? PositionEmbedding { get; set; }
 
         // Output

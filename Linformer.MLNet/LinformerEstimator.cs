@@ -218,7 +218,10 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             IncludeFeedForward = o.IncludeFeedForward,
             NormPlacement = o.NormPlacement,
             VocabularySize = binding.IsTokens ? vocabulary : null,
-            PositionEmbedding = o.PositionEmbedding,
+            // Float input has no order information of its own: new models add a sinusoidal position embedding after
+            // the input projection; imported linformer-pytorch weights keep the seed's (none).
+            PositionEmbedding = o.PositionEmbedding
+                ?? (binding.IsTokens || o.PyTorchWeightsPath is not null ? null : Modules.PositionEmbedding.Sinusoidal),
         };
         try { encoderOptions.Validate(); }
         catch (ArgumentException ex) { throw new ArgumentException($"The Linformer settings do not fit column '{binding.Column}' (N = {binding.SequenceLength}): {ex.Message}", ex.ParamName, ex); }

@@ -86,6 +86,28 @@ public sealed class LinformerAttentionTests
     }
 
     [TestMethod]
+    [DataRow(false, DisplayName = "fused")]
+    [DataRow(true, DisplayName = "written out (attention captured)")]
+    public void FullAttentionWithAMaskEqualsSoftmaxOverTheRealKeysOnly(bool capture)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(4);
+        const int n = 19, c = 12, heads = 3, d = 4;
+        var attention = new LinformerSelfAttention("a", c, heads, d, 0.0, null, null, null) { CaptureAttention = capture };
+        attention.eval();
+        var x = randn(2, n, c);
+        var mask = ones(2, n, dtype: @bool);
+        mask[1, TensorIndex.Slice(7, null)] = tensor(false);
+        using var noGrad = no_grad();
+        var actual = attention.forward(x, mask);
+        // The reference sees only the real positions of each row: padded keys must not exist for the softmax.
+        TensorAssert.Close(ReferenceAttention(attention, x.narrow(0, 0, 1), heads, d, null, null, null), actual.narrow(0, 0, 1),
+            Tolerances.ReorderedFloat32, "row without padding");
+        TensorAssert.Close(ReferenceAttention(attention, x.narrow(0, 1, 1).narrow(1, 0, 7), heads, d, null, null, null),
+            actual.narrow(0, 1, 1).narrow(1, 0, 7), Tolerances.ReorderedFloat32, "real positions of the padded row");
+    }
+
+    [TestMethod]
     public void ConvolutionProjectionGivesExactlyKPositions()
     {
         using var scope = NewDisposeScope();

@@ -21,13 +21,20 @@ public sealed class LinformerEncoderTests
                 yield return new object[] { s, m };
     }
 
+    /// <summary>Every sharing and method with Linformer attention (false), then full attention (true).</summary>
+    public static IEnumerable<object[]> LinformerAndFullAttention()
+    {
+        foreach (var row in AllSharingAndMethods()) yield return [.. row, false];
+        yield return [ParameterSharing.Layerwise, ProjectionMethod.Learnable, true];
+    }
+
     [TestMethod]
-    [DynamicData(nameof(AllSharingAndMethods))]
-    public void ChangingPaddedInputsChangesNoRealPosition(ParameterSharing sharing, ProjectionMethod method)
+    [DynamicData(nameof(LinformerAndFullAttention))]
+    public void ChangingPaddedInputsChangesNoRealPosition(ParameterSharing sharing, ProjectionMethod method, bool fullAttention)
     {
         using var scope = NewDisposeScope();
         manual_seed(10);
-        using var encoder = new LinformerEncoder(Small(sharing, method));
+        using var encoder = new LinformerEncoder(Small(sharing, method) with { FullAttention = fullAttention });
         encoder.eval();
         var x = randn(3, 32, 16);
         var mask = ones(3, 32, dtype: @bool);
@@ -39,16 +46,22 @@ public sealed class LinformerEncoderTests
         var a = encoder.forward(x, mask);
         var b = encoder.forward(changed, mask);
         var real = mask.unsqueeze(-1).expand_as(a);
-        TensorAssert.Equal(a.masked_select(real), b.masked_select(real), $"{sharing}/{method}: real positions after changing padding");
+        TensorAssert.Equal(a.masked_select(real), b.masked_select(real), $"{sharing}/{method}/full={fullAttention}: real positions after changing padding");
+
+        // Padding more positions of a row must not change its real positions either (with full attention a padded key
+        // that kept softmax weight would): row 2 keeps its 5 real positions, padded now to 32 instead of 20 positions.
+        var alone = encoder.forward(x.narrow(0, 2, 1).narrow(1, 0, 20), mask.narrow(0, 2, 1).narrow(1, 0, 20));
+        TensorAssert.Close(a.narrow(0, 2, 1).narrow(1, 0, 5), alone.narrow(1, 0, 5), Tolerances.ReorderedFloat32,
+            $"{sharing}/{method}/full={fullAttention}: 5 real positions padded to 32 vs to 20");
     }
 
     [TestMethod]
-    [DynamicData(nameof(AllSharingAndMethods))]
-    public void ShorterSequenceEqualsPaddingPlusMask(ParameterSharing sharing, ProjectionMethod method)
+    [DynamicData(nameof(LinformerAndFullAttention))]
+    public void ShorterSequenceEqualsPaddingPlusMask(ParameterSharing sharing, ProjectionMethod method, bool fullAttention)
     {
         using var scope = NewDisposeScope();
         manual_seed(11);
-        using var encoder = new LinformerEncoder(Small(sharing, method));
+        using var encoder = new LinformerEncoder(Small(sharing, method) with { FullAttention = fullAttention });
         encoder.eval();
         const int n = 21;
         var x = randn(2, n, 16);
@@ -58,7 +71,11 @@ public sealed class LinformerEncoderTests
         using var noGrad = no_grad();
         var sliced = encoder.forward(x, null);
         var masked = encoder.forward(padded, mask).narrow(1, 0, n);
-        TensorAssert.Close(masked, sliced, Tolerances.ReorderedFloat32, $"{sharing}/{method}: slicing E/F vs padding + mask");
+        TensorAssert.Close(masked, sliced, Tolerances.ReorderedFloat32, $"{sharing}/{method}/full={fullAttention}: slicing E/F vs padding + mask");
+        // The same through the written-out attention (attention maps captured).
+        encoder.CaptureAttentionMaps = true;
+        var writtenOut = encoder.forward(padded, mask).narrow(1, 0, n);
+        TensorAssert.Close(masked, writtenOut, Tolerances.ReorderedFloat32, $"{sharing}/{method}/full={fullAttention}: written-out vs fused attention with a mask");
     }
 
     [TestMethod]
@@ -221,5 +238,29 @@ public sealed class LinformerEncoderTests
         encoder.CaptureAttentionMaps = true;
         using (no_grad()) encoder.forward(randn(1, 32, 16));
         CollectionAssert.AreEqual(new long[] { 1, 2, 32, 32 }, encoder.GetAttentionMaps()[0].shape);
+    }
+
+    [TestMethod]
+    public void FullAttentionGivesPaddedKeysNoWeight()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(12);
+        using var encoder = new LinformerEncoder(Small() with { FullAttention = true });
+        encoder.eval();
+        encoder.CaptureAttentionMaps = true;
+        var mask = ones(3, 32, dtype: @bool);
+        mask[0, TensorIndex.Slice(9, null)] = tensor(false);
+        mask[1] = tensor(false);                                                   // a row with no real position
+        using (no_grad())
+        {
+            var y = encoder.forward(randn(3, 32, 16), mask);
+            Assert.IsFalse(y.isnan().any().item<bool>(), "a row without real positions gave NaN");
+        }
+        foreach (var map in encoder.GetAttentionMaps())                             // (B, H, n, n)
+        {
+            Assert.AreEqual(0f, map[0, TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Slice(9, null)].abs().max().item<float>(), "weight on padded keys");
+            TensorAssert.Close(ones(2, 32), map[0].sum(-1), 1e-5, "rows sum to 1 over the 9 real keys");
+            TensorAssert.Close(ones(2, 32), map[1].sum(-1), 1e-5, "a row without real positions attends over every key");
+        }
     }
 }

@@ -292,7 +292,16 @@ internal static class SeedReference
         var keysT = k.transpose(1, 2);                                               // (B, d, n)
         if (!a.FullAttention) keysT = Project(a, s, head + "E.", keysT);             // (B, d, k)
         float scale = MathF.Sqrt(q.shape[2]);                                        // torch.sqrt(torch.tensor(dim).float())
-        var probabilities = Softmax(q.matmul(keysT) / scale);                        // (B, n, k)
+        var scores = q.matmul(keysT) / scale;                                        // (B, n, k)
+        if (a.FullAttention && mask is not null)
+        {
+            // The library's one departure from the seed's forward: the seed's full attention gives zeroed padded keys
+            // a score of 0, so they keep softmax weight; the library excludes them (−∞). A batch row without any
+            // real position keeps every key (its outputs are padding).
+            var excluded = mask.logical_not().logical_and(mask.any(1, keepdim: true)).unsqueeze(1);   // (B, 1, n)
+            scores = scores.masked_fill(excluded, float.NegativeInfinity);
+        }
+        var probabilities = Softmax(scores);                                         // (B, n, k)
         var values = v;                                                              // (B, n, d)
         if (!a.FullAttention) values = Project(a, s, head + "F.", v.transpose(1, 2)).transpose(1, 2);   // (B, k, d)
         return probabilities.matmul(values);                                         // (B, n, d)

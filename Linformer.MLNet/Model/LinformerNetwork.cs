@@ -84,8 +84,7 @@ internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
     private static Tensor MaskedMean(Tensor encoded, Tensor mask)
     {
         var m = mask.unsqueeze(-1).to_type(encoded.dtype);                    // (B, n, 1)
-        using var one = 1.0.ToScalar();                                       // explicit Scalar, alive until the call returns (docs/hardening.md)
-        var count = m.sum(1).clamp_min(one);                                   // (B, 1)
+        var count = m.sum(1).clamp_min(Scalars.One);                                   // (B, 1)
         return (encoded * m).sum(1) / count;                                   // (B, C)
     }
 

@@ -21,14 +21,22 @@ internal sealed class SinusoidalPositionEmbedding : nn.Module<long, Tensor>
 
     /// <summary>Inverse frequencies (W/2), computed as the seed does in float32.</summary>
     public Tensor InverseFrequencies()
-        => 1.0f / pow(100000f, arange(0, width, 2, dtype: float32) / (float)width);
+    {
+        using var scope = NewDisposeScope();
+        // Explicit Scalars, alive until the calls return (docs/hardening.md).
+        using Scalar start = 0, stop = width, step = 2, w = (float)width;
+        var exponents = arange(start, stop, step, dtype: float32).div_(w);                // 2i/W, (W/2)
+        var frequencyBase = tensor(100000f);                                                // 0-dim, owned by the scope
+        return pow(frequencyBase, exponents).reciprocal_().MoveToOuterDisposeScope();
+    }
 
     /// <summary>Returns (1, n, W) for positions 0 … n−1.</summary>
     public override Tensor forward(long length)
     {
         using var scope = NewDisposeScope();
         var invFreq = InverseFrequencies();
-        var positions = arange(length, dtype: float32);
+        using Scalar stop = length;   // explicit Scalar, alive until the call returns (docs/hardening.md)
+        var positions = arange(stop, dtype: float32);
         var angles = outer(positions, invFreq);                               // (n, W/2)
         return cat(new[] { angles.sin(), angles.cos() }, -1).unsqueeze(0).MoveToOuterDisposeScope();   // (1, n, W)
     }
@@ -50,7 +58,8 @@ internal sealed class LearnedPositionEmbedding : nn.Module<long, Tensor>
     public override Tensor forward(long length)
     {
         using var scope = NewDisposeScope();
-        using var idx = arange(length, dtype: int64, device: weight_table.weight!.device);
+        using Scalar stop = length;   // explicit Scalar, alive until the call returns (docs/hardening.md)
+        using var idx = arange(stop, dtype: int64, device: weight_table.weight!.device);
         return weight_table.forward(idx).unsqueeze(0).MoveToOuterDisposeScope();
     }
 }

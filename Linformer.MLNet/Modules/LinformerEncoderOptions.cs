@@ -127,7 +127,8 @@ public sealed record LinformerEncoderOptions
 
     /// <summary>
     /// Position embedding added to the input; null means <see cref="PositionEmbedding.Sinusoidal"/> for token input
-    /// and <see cref="PositionEmbedding.None"/> for float input (both as in the seed).
+    /// and <see cref="PositionEmbedding.None"/> for float input (both as in the seed; the ML.NET estimator sets
+    /// <see cref="PositionEmbedding.Sinusoidal"/> for new float models, so that attention sees the order).
     /// </summary>
     public PositionEmbedding? PositionEmbedding { get; init; }
 
@@ -213,7 +214,7 @@ public sealed record LinformerEncoderOptions
                 throw new ArgumentException("EmbeddingSize (emb_dim) applies to token input only; set VocabularySize (num_tokens) too.", nameof(EmbeddingSize));
         }
         if (EffectivePositionEmbedding == Modules.PositionEmbedding.Sinusoidal && InputWidth % 2 != 0)
-            throw new ArgumentException($"The sinusoidal position embedding needs an even input width; got {InputWidth}.", nameof(PositionEmbedding));
+            throw new ArgumentException($"The sinusoidal position embedding needs an even input width; got {InputWidth}. Choose an even width, or set PositionEmbedding to Learned or None.", nameof(PositionEmbedding));
         return this;
     }
 

@@ -1,4 +1,5 @@
 using Linformer.MLNet.Model;
+using Linformer.MLNet.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,8 +14,7 @@ internal sealed class MaskedPositionObjective(double probability, Generator gene
     {
         var (input, mask) = batch.Rows.ToTensors(device);
         var selected = SelectPositions(input, mask);
-        using var zero = 0f.ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
-        var corrupted = input.masked_fill(selected.unsqueeze(-1), zero);
+        var corrupted = input.masked_fill(selected.unsqueeze(-1), Scalars.Zero);
         var reconstructed = network.PretrainingHead(network.forward(corrupted, mask));           // (B, n, I)
         var loss = nn.functional.mse_loss(reconstructed[selected], input[selected]);
         metric = loss.item<float>();

@@ -47,81 +47,59 @@ internal static class LayerProfiler
         var encoder = model.Encoder!;
         var layer = encoder.Layers[0];
         var attention = layer.Attention;
-        var output = attention.Output ?? throw new InvalidOperationException("The profile expects a single output map.");
+        if (attention.Output is null) throw new InvalidOperationException("The profile expects a single output map.");
         var feedForward = layer.FeedForwardBlock ?? throw new InvalidOperationException("The profile expects a feed-forward block.");
         var feedForwardNorm = layer.FeedForwardNorm!;
         long b = profile.Batch, h = profile.Heads, d = profile.HeadWidth, c = profile.Channels, hd = h * d;
         double k = spec.ProjectedLength, f = profile.FeedForward, bn = (double)b * n;
 
-        Tensor SplitHeads(Tensor t) => t.view(b, t.shape[1], h, d).transpose(1, 2);   // (B, L, H·D) -> (B, H, L, D)
-
         var x = randn(b, n, c);                                                       // (B, N, C)
-        var w = attention.Qkv.weight!;                                                // (3·H·D, C)
         var parts = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
         var alternatives = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
 
-        Tensor qh, kh, vh;                                                            // inputs of the attention
-        var e = attention.KeyProjection;
-        var fp = attention.ValueProjection;
-        if (spec.Kind == ModelKind.Linformer && spec.Sharing == ParameterSharing.Layerwise)
+        // The library's forward, step by step (LinformerSelfAttention.forward): Q; the inputs of the K/V maps (E·x
+        // when the input is projected first); the K/V maps; the per-head projections; attention; merge + output map.
+        var projections = attention.Projections;
+        var kvWeight = attention.Qkv.weight!.narrow(0, hd, 2 * hd);                 // (2·H·D, C)
+        Tensor SplitHeads(Tensor t) => t.view(b, t.shape[1], h, d).transpose(1, 2);   // (B, L, H·D) -> (B, H, L, D)
+        bool linformer = !projections.IsFullAttention, inputFirst = projections.ProjectsInputFirst;
+
+        var qh = attention.Queries(x);                                                // (B, H, N, D)
+        parts.Add(("Q map  x·W_q", PartKind.Dense, 2 * bn * c * c, () => attention.Queries(x), null));
+        var inputs = projections.Inputs(x, null);
+        if (inputFirst)
+            parts.Add(("sequence projection  E·x", PartKind.Attention, 2 * b * k * n * c, () => projections.Inputs(x, null).ForKey, "(K, N) @ (B, N, C)"));
+        var (k0, v0) = projections.Maps(inputs, kvWeight, SplitHeads);                // (B, H, K or N, D), strided views
+        parts.Add(inputFirst
+            ? ("K, V maps on k rows + bias", PartKind.Attention, 4 * b * k * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value, null)
+            : ("K, V maps  x·W_kv", PartKind.Dense, 4 * bn * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value, null));
+        var (kh, vh) = projections.Project(k0, v0);                                   // (B, H, K, D)
+        if (linformer && !inputFirst)
         {
-            // The library's shared path: project the input along the sequence first, E·X, then map K and V on k rows.
-            var wq = w.narrow(0, 0, hd);
-            var wkv = w.narrow(0, hd, 2 * hd);
-            var q = nn.functional.linear(x, wq);                                      // (B, N, C)
-            var xe = e!.ProjectLinear(x);                                             // (B, K, C)
-            var kv = nn.functional.linear(xe, wkv);                                   // (B, K, 2·C)
-            qh = SplitHeads(q);
-            kh = SplitHeads(e.AddBias(kv.narrow(-1, 0, hd)));                         // (B, H, K, D)
-            vh = SplitHeads(e.AddBias(kv.narrow(-1, hd, hd)));
-            parts.Add(("Q map  x·W_q", PartKind.Dense, 2 * bn * c * c, () => nn.functional.linear(x, wq), null));
-            parts.Add(("sequence projection  E·x", PartKind.Attention, 2 * b * k * n * c, () => e.ProjectLinear(x), "(K, N) @ (B, N, C)"));
-            parts.Add(("K, V maps on k rows + bias", PartKind.Attention, 4 * b * k * c * c,
-                () => { var t = nn.functional.linear(xe, wkv); e.AddBias(t.narrow(-1, 0, hd)); return e.AddBias(t.narrow(-1, hd, hd)); }, null));
-        }
-        else
-        {
-            var qkv = nn.functional.linear(x, w);                                      // (B, N, 3·C)
-            qh = SplitHeads(qkv.narrow(-1, 0, hd));
-            var k0 = SplitHeads(qkv.narrow(-1, hd, hd));                              // (B, H, N, D), strided view
-            var v0 = SplitHeads(qkv.narrow(-1, 2 * hd, hd));
-            parts.Add(("Q, K, V maps  x·W_qkv", PartKind.Dense, 6 * bn * c * c, () => nn.functional.linear(x, w), null));
-            if (spec.Kind == ModelKind.Linformer)
-            {
-                kh = e!.Project(k0);                                                  // (B, H, K, D)
-                vh = fp!.Project(v0);
-                parts.Add(("per-head projections  E_i·K_i, F_i·V_i + bias", PartKind.Attention, 4 * b * k * n * c,
-                    () => { e.Project(k0); return fp.Project(v0); }, "(H, K, N) @ (B, H, N, D), K and V strided views"));
-                var k0c = k0.contiguous();
-                var v0c = v0.contiguous();
-                alternatives.Add(("per-head projections of contiguous K, V", PartKind.Attention, 4 * b * k * n * c,
-                    () => { e.Project(k0c); return fp.Project(v0c); }, "inputs copied to (B, H, N, D) beforehand"));
-                alternatives.Add(("copy K, V to contiguous (B, H, N, D)", PartKind.Elementwise, 0,
-                    () => { k0.contiguous(); return v0.contiguous(); }, null));
-            }
-            else
-            {
-                kh = k0;
-                vh = v0;
-            }
+            parts.Add(("per-head projections  E_i·K_i, F_i·V_i + bias", PartKind.Attention, 4 * b * k * n * c,
+                () => projections.Project(k0, v0).Value, "(H, K, N) @ (B, H, N, D), K and V strided views"));
+            var k0c = k0.contiguous();
+            var v0c = v0.contiguous();
+            alternatives.Add(("per-head projections of contiguous K, V", PartKind.Attention, 4 * b * k * n * c,
+                () => projections.Project(k0c, v0c).Value, "inputs copied to (B, H, N, D) beforehand"));
+            alternatives.Add(("copy K, V to contiguous (B, H, N, D)", PartKind.Elementwise, 0,
+                () => { k0.contiguous(); return v0.contiguous(); }, null));
         }
 
-        double keys = spec.Kind == ModelKind.Linformer ? k : n;
-        var attended = nn.functional.scaled_dot_product_attention(qh, kh, vh);        // (B, H, N, D), laid out as (B, N, H, D)
-        parts.Add(($"attention over {(spec.Kind == ModelKind.Linformer ? "k" : "N")} positions (fused SDPA)", PartKind.Attention, 4 * bn * keys * c,
-            () => nn.functional.scaled_dot_product_attention(qh, kh, vh), "softmax(Q·Kᵀ/√D)·V on strided head views"));
+        double keys = linformer ? k : n;
+        var attended = attention.Attend(qh, kh, vh, null);                            // (B, H, N, D), laid out as (B, N, H, D)
+        parts.Add(($"attention over {(linformer ? "k" : "N")} positions (fused SDPA)", PartKind.Attention, 4 * bn * keys * c,
+            () => attention.Attend(qh, kh, vh, null), "softmax(Q·Kᵀ/√D)·V on strided head views"));
         // SDPA lays its output out like its query: with the strided head view of Q the merge below is a free view;
         // with a contiguous (B, H, N, D) query it costs a copy. The alternative therefore includes copies and merge.
         alternatives.Add(("contiguous Q, K, V copies + fused SDPA + merge copy", PartKind.Attention, 4 * bn * keys * c,
             () => nn.functional.scaled_dot_product_attention(qh.contiguous(), kh.contiguous(), vh.contiguous()).transpose(1, 2).reshape(b, n, hd),
             "compare with the attention part (its merge is a free view)"));
         alternatives.Add(("attention written out: matmul, softmax, matmul", PartKind.Attention, 4 * bn * keys * c,
-            () => matmul(matmul(qh, kh.transpose(-2, -1)).mul_(1.0 / Math.Sqrt(d)).softmax(-1), vh), "materialises (B, H, N, L)"));
+            () => LinformerAttentionFunction.Attend(qh, kh, vh, null, 0.0, writtenOut: true, out _), "materialises (B, H, N, L)"));
 
-        var merged = attended.transpose(1, 2).reshape(b, n, hd);                     // (B, N, C), a view
-        var y = output.forward(merged);
-        parts.Add(("merge heads + output map", PartKind.Dense, 2 * bn * c * c,
-            () => output.forward(attended.transpose(1, 2).reshape(b, n, hd)), null));
+        var y = attention.MergeHeads(attended);                                      // (B, N, C)
+        parts.Add(("merge heads + output map", PartKind.Dense, 2 * bn * c * c, () => attention.MergeHeads(attended), null));
         var h1 = layer.AttentionNorm.forward(x + y);
         parts.Add(("residual + LayerNorm (attention)", PartKind.Elementwise, 0, () => layer.AttentionNorm.forward(x + y), null));
         // The feed-forward block in its three steps (its dropouts are identities in eval).
