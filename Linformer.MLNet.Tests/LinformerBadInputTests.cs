@@ -18,11 +18,10 @@ public sealed class LinformerBadInputTests
         InputColumnName = input, VocabularySize = 8, ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 1, Epochs = 1,
     };
 
-    private static void ExpectMessage(Action action, params string[] fragments)
+    /// <summary>The action throws exactly <typeparamref name="TException"/>; its message (with any inner ones) holds every fragment.</summary>
+    private static void ExpectMessage<TException>(Action action, params string[] fragments) where TException : Exception
     {
-        Exception? caught = null;
-        try { action(); } catch (Exception ex) { caught = ex; }
-        Assert.IsNotNull(caught, "expected an exception");
+        var caught = Assert.ThrowsExactly<TException>(action);
         var text = string.Join(" | ", Chain(caught).Select(e => e.Message));
         foreach (var f in fragments) StringAssert.Contains(text, f);
     }
@@ -34,25 +33,25 @@ public sealed class LinformerBadInputTests
     {
         var ml = new MLContext(1);
         var data = ml.Data.LoadFromEnumerable(new[] { new Tokens() });
-        ExpectMessage(() => ml.Transforms.Linformer(Options("Nope")).Fit(data), "Could not find input column 'Nope'");
-        ExpectMessage(() => ml.Transforms.Linformer(Options("Nope")).GetOutputSchema(LinformerEstimator.ShapeOf(data.Schema)), "Could not find input column 'Nope'");
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options("Nope")).Fit(data), "Could not find input column 'Nope'");
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options("Nope")).GetOutputSchema(LinformerEstimator.ShapeOf(data.Schema)), "Could not find input column 'Nope'");
     }
 
     [TestMethod]
     public void WrongItemTypeWrongSizeAndVariableSize()
     {
         var ml = new MLContext(1);
-        ExpectMessage(() => ml.Transforms.Linformer(Options("Text")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options("Text")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
             "Schema mismatch for input column 'Text'", "got String");
         var o = Options();
         o.SequenceLength = N;
-        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
             "Schema mismatch for input column 'Ids': expected Vector<Int32, 16>, got Vector<Int32, 17>");
-        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Variable() })),
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Variable() })),
             "Schema mismatch for input column 'Ids'", "known-size");
         // A fitted model rejects a schema with another size too.
         using var model = ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() }));
-        ExpectMessage(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
+        ExpectMessage<ArgumentOutOfRangeException>(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
             "Schema mismatch for input column 'Ids': expected Vector<Int32, 16>, got Vector<Int32, 17>");
     }
 
@@ -62,9 +61,9 @@ public sealed class LinformerBadInputTests
         var ml = new MLContext(1);
         var bad = new Tokens { Ids = Enumerable.Repeat(1, N).ToArray() };
         bad.Ids[5] = 8;
-        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { bad })), "token id 8", "index 5", "[0, 8)");
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { bad })), "token id 8", "index 5", "[0, 8)");
         using var model = ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() }));
-        ExpectMessage(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { bad })).GetColumn<float[]>("Features").ToList(), "token id 8");
+        ExpectMessage<ArgumentOutOfRangeException>(() => model.Transform(ml.Data.LoadFromEnumerable(new[] { bad })).GetColumn<float[]>("Features").ToList(), "token id 8");
     }
 
     [TestMethod]
@@ -74,16 +73,16 @@ public sealed class LinformerBadInputTests
         var row = new Floats();
         row.Values[3] = float.NaN;
         var o = new LinformerEstimator.Options { InputColumnName = "Values", SequenceLength = N, ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 1 };
-        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Floats(), row })), "'Values'", "NaN", "index 3", "row 1");
+        ExpectMessage<InvalidOperationException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Floats(), row })), "'Values'", "NaN", "index 3", "row 1");
         row.Values[3] = float.PositiveInfinity;
-        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { row })), "Infinity");
+        ExpectMessage<InvalidOperationException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { row })), "Infinity");
     }
 
     [TestMethod]
     public void EmptyTrainingData()
     {
         var ml = new MLContext(1);
-        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(Array.Empty<Tokens>())), "no rows");
+        ExpectMessage<InvalidOperationException>(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(Array.Empty<Tokens>())), "no rows");
     }
 
     [TestMethod]
@@ -92,7 +91,7 @@ public sealed class LinformerBadInputTests
         var ml = new MLContext(1);
         var o = Options();
         o.LabelColumnName = "Text";
-        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
             "Schema mismatch for label column 'Text'", "expected Key, Boolean", "got String");
     }
 
@@ -100,24 +99,24 @@ public sealed class LinformerBadInputTests
     public void OptionsOutOfRangeAreRejectedWhenTheEstimatorIsCreated()
     {
         var ml = new MLContext(1);
-        void Bad(Action<LinformerEstimator.Options> change, params string[] fragments)
+        void Bad<TException>(Action<LinformerEstimator.Options> change, params string[] fragments) where TException : Exception
         {
             var o = Options();
             change(o);
-            ExpectMessage(() => ml.Transforms.Linformer(o), fragments);
+            ExpectMessage<TException>(() => ml.Transforms.Linformer(o), fragments);
         }
-        Bad(o => o.BatchSize = 0, "BatchSize (0)");
-        Bad(o => o.Epochs = -1, "Epochs (-1)");
-        Bad(o => o.LearningRate = 0, "LearningRate (0)");
-        Bad(o => o.ValidationFraction = 1.5, "ValidationFraction (1.5)");
-        Bad(o => o.Heads = 3, "ModelWidth (8)", "Heads (3)");
-        Bad(o => o.ProjectedLength = 0, "ProjectedLength (0)");
-        Bad(o => o.MaskingProbability = 0, "MaskingProbability (0)");
-        Bad(o => o.PyTorchWeightsPath = "no-such-file.safetensors", "no-such-file.safetensors");
+        Bad<ArgumentOutOfRangeException>(o => o.BatchSize = 0, "BatchSize (0)");
+        Bad<ArgumentOutOfRangeException>(o => o.Epochs = -1, "Epochs (-1)");
+        Bad<ArgumentOutOfRangeException>(o => o.LearningRate = 0, "LearningRate (0)");
+        Bad<ArgumentOutOfRangeException>(o => o.ValidationFraction = 1.5, "ValidationFraction (1.5)");
+        Bad<ArgumentException>(o => o.Heads = 3, "ModelWidth (8)", "Heads (3)");
+        Bad<ArgumentOutOfRangeException>(o => o.ProjectedLength = 0, "ProjectedLength (0)");
+        Bad<ArgumentOutOfRangeException>(o => o.MaskingProbability = 0, "MaskingProbability (0)");
+        Bad<FileNotFoundException>(o => o.PyTorchWeightsPath = "no-such-file.safetensors", "no-such-file.safetensors");
         // k larger than the column's N is found at Fit, naming the column.
         var k = Options();
         k.ProjectedLength = 32;
-        ExpectMessage(() => ml.Transforms.Linformer(k).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "'Ids'", "(dim_k) (32)", "(16)");
+        ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(k).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "'Ids'", "(dim_k) (32)", "(16)");
     }
 
     [TestMethod]
@@ -136,7 +135,7 @@ public sealed class LinformerBadInputTests
     {
         if (TorchSharp.torch.cuda.is_available()) Assert.Inconclusive("A CUDA device is present.");
         var ml = new MLContext(1) { GpuDeviceId = 0, FallbackToCpu = false };
-        ExpectMessage(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "GpuDeviceId", "FallbackToCpu");
+        ExpectMessage<InvalidOperationException>(() => ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "GpuDeviceId", "FallbackToCpu");
         var fallback = new MLContext(1) { GpuDeviceId = 0, FallbackToCpu = true };
         using var model = fallback.Transforms.Linformer(Options()).Fit(fallback.Data.LoadFromEnumerable(new[] { new Tokens() }));
         Assert.IsNotNull(model);

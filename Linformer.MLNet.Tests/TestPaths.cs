@@ -27,8 +27,20 @@ internal static class TestPaths
 /// <summary>Named numeric tolerances and their origin.</summary>
 internal static class Tolerances
 {
-    /// <summary>What a faithful float32 port of linformer-pytorch reaches on the recorded fixtures (Fixtures/README.md).</summary>
-    public const double SeedFixture = 1e-4;
+    /// <summary>
+    /// Ours against linformer-pytorch's recorded outputs (Fixtures/): the README's claim, "below 1e-6", asserted as
+    /// stated. Measured 5.96e-7 to 8.34e-7 on the four cases (float32; the seed's per-head loops and our batched
+    /// kernels sum in a different order), a margin of a sixth. The same bound holds for the naive reference
+    /// (SeedReference.cs) against the fixtures, and for the examples that replay them through ML.NET.
+    /// </summary>
+    public const double SeedFixture = 1e-6;
+
+    /// <summary>
+    /// Ours against the naive float32 re-implementation of the seed (SeedReference.cs) on the generated argument sweep
+    /// (SeedArgumentSweepTests: up to 3 layers, n = 97, k = 1, ...): measured at most 3.70e-6 (case none-kreduce,
+    /// 3 layers); the bound, stated in Fixtures/README.md, leaves a third on top for other CPUs' kernels.
+    /// </summary>
+    public const double SeedSweep = 5e-6;
 
     /// <summary>Two float32 computations of the same function in a different order of operations (fused vs written-out attention, sliced vs padded matmuls) at these small sizes.</summary>
     public const double ReorderedFloat32 = 2e-5;

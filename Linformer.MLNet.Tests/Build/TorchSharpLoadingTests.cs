@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Linformer.MLNet.Build;
 using TorchSharp;
 
@@ -24,19 +25,27 @@ public sealed class TorchSharpLoadingTests
         Assert.IsTrue(File.Exists(output), $"expected TorchSharp's native bridge at {output}");
         ushort? flags = LibTorchSharpNativeFix.ReadVersionNeedFlags(File.ReadAllBytes(output), LibTorchSharpNativeFix.RequiredVersion);
         bool systemHasIt = LibTorchSharpNativeFix.SystemLibStdCxxHas(LibTorchSharpNativeFix.RequiredVersion);
-        if (flags is null) return; // a TorchSharp build without the GCC 13 dependency needs nothing
+        // The pinned TorchSharp needs the version; one that does not makes the native fix (and this test) obsolete.
+        Assert.IsNotNull(flags, $"{output} has no need for {LibTorchSharpNativeFix.RequiredVersion}: this TorchSharp build does not need the native fix any more");
         Assert.AreEqual(!systemHasIt, (flags.Value & 0x2) != 0,
             $"weak flag on {LibTorchSharpNativeFix.RequiredVersion} should be set exactly when the system lacks it (system has it: {systemHasIt})");
 
-        // The package cache keeps the original bytes.
-        var home = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-                   ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var cached = Path.Combine(home, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
-        if (File.Exists(cached))
-        {
-            ushort? cachedFlags = LibTorchSharpNativeFix.ReadVersionNeedFlags(File.ReadAllBytes(cached), LibTorchSharpNativeFix.RequiredVersion);
-            Assert.AreEqual((ushort)0, cachedFlags, "the NuGet cache copy must never be modified");
-        }
+        // The package cache keeps the original bytes: find the copy the test project restored from (obj/project.assets.json).
+        var cached = CachedNativeBridge();
+        Assert.IsTrue(File.Exists(cached), $"expected the package cache's copy of the native bridge at {cached}");
+        ushort? cachedFlags = LibTorchSharpNativeFix.ReadVersionNeedFlags(File.ReadAllBytes(cached), LibTorchSharpNativeFix.RequiredVersion);
+        Assert.AreEqual((ushort)0, cachedFlags, $"the NuGet cache copy must never be modified: {cached}");
+    }
+
+    private static string CachedNativeBridge()
+    {
+        var assetsPath = Path.Combine(TestPaths.RepositoryRoot, "Linformer.MLNet.Tests", "obj", "project.assets.json");
+        using var assets = JsonDocument.Parse(File.ReadAllText(assetsPath));
+        var root = assets.RootElement;
+        var packages = root.GetProperty("packageFolders").EnumerateObject().First().Name;
+        var torchSharp = root.GetProperty("libraries").EnumerateObject()
+            .Single(p => p.Name.StartsWith("TorchSharp/", StringComparison.Ordinal)).Value.GetProperty("path").GetString()!;   // torchsharp/<version>
+        return Path.Combine(packages, torchSharp, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
     }
 
     [TestMethod]

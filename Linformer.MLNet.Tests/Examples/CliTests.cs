@@ -15,12 +15,12 @@ public sealed class CliTests
     [DynamicData(nameof(Cases))]
     public void VerifyReproducesEachFixtureThroughTheCommandLine(string caseName)
     {
-        var result = Cli("verify", Path.Combine(TestPaths.SeedFixtures, caseName), "--tolerance", "1e-4");
+        var result = Cli("verify", Path.Combine(TestPaths.SeedFixtures, caseName), "--tolerance", Tolerances.SeedFixture.ToString(CultureInfo.InvariantCulture));
         TestContext.WriteLine(result.Output + result.Error);
         Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
         var match = Regex.Match(result.Output, @"max_abs_diff=(\S+)");
         Assert.IsTrue(match.Success, result.Output);
-        Assert.IsLessThan(1e-4, double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture));
+        Assert.IsLessThan(Tolerances.SeedFixture, double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture));
     }
 
     [TestMethod]

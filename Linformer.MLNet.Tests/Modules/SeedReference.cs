@@ -32,7 +32,7 @@ internal sealed class SeedArguments
     ];
 
     /// <summary>Every keyword <c>LinformerLM.__init__</c> accepts.</summary>
-    public static readonly IReadOnlyList<string> LanguageModelNames = [.. LinformerNames, "num_tokens", "emb_dim", "return_emb"];
+    public static readonly IReadOnlyList<string> LanguageModelNames = [.. LinformerNames, "num_tokens", "emb_dim", "return_emb", "dropout_tokens"];
 
     public required string ClassName { get; init; }
 
@@ -63,6 +63,9 @@ internal sealed class SeedArguments
     public int NumTokens { get; private init; }
     public int? EmbDim { get; private init; }
     public bool ReturnEmb { get; private init; }
+
+    /// <summary><c>LinformerLM</c>'s dropout on the embedded tokens: off in eval mode, so the forward pass ignores it.</summary>
+    public double DropoutTokens { get; private init; }
 
     /// <summary>The seed's head width: <c>channels // nhead if dim_d is None else dim_d</c>.</summary>
     public int HeadDim => DimD ?? Channels / NHead;
@@ -180,6 +183,7 @@ internal sealed class SeedArguments
             NumTokens = lm ? Int("num_tokens", null) : 0,
             EmbDim = lm ? NullableInt("emb_dim") : null,
             ReturnEmb = lm && Bool("return_emb", false),
+            DropoutTokens = lm ? Double("dropout_tokens", 0.1) : 0,
         };
     }
 }

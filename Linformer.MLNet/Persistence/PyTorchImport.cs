@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Linformer.MLNet.Modules;
 using TorchSharp;
@@ -21,12 +22,19 @@ public static class PyTorchImport
 
     private static readonly HashSet<string> LanguageModelArguments = new(LinformerArguments, StringComparer.Ordinal)
     {
-        "num_tokens", "emb_dim", "return_emb",
+        "num_tokens", "emb_dim", "return_emb", "dropout_tokens",
     };
 
     /// <summary>
     /// Translates the seed's constructor arguments into options, with the seed's defaults for omitted ones.
     /// </summary>
+    /// <remarks>
+    /// Two arguments act only in training and are checked, then left out: <c>checkpoint_level</c> (gradient
+    /// checkpointing; the seed then refuses an <c>input_mask</c>, see <see cref="PyTorchReferenceCase.Load"/>) and
+    /// <c>LinformerLM</c>'s <c>dropout_tokens</c> (dropout on the embedded tokens, off in eval mode). The encoder
+    /// has no token dropout, so the imported weights give the seed's eval output; training the imported encoder
+    /// further drops no tokens.
+    /// </remarks>
     /// <param name="className"><c>Linformer</c> (float sequences) or <c>LinformerLM</c> (token ids; needs <c>return_emb=True</c>).</param>
     /// <param name="kwargs">The keyword arguments, as JSON values.</param>
     /// <exception cref="ArgumentException">An unknown class or argument, an argument of the wrong type, or one this library cannot honour
@@ -57,6 +65,14 @@ public static class PyTorchImport
         string checkpoint = a.String("checkpoint_level", "C0");
         if (checkpoint is not ("C0" or "C1" or "C2"))
             throw new ArgumentException($"checkpoint_level '{checkpoint}' must be C0, C1 or C2.", nameof(kwargs));
+        if (lm)
+        {
+            // torch.nn.Dropout's own rule; the value is not used (see remarks).
+            double dropoutTokens = a.Double("dropout_tokens", 0.1);
+            if (!(dropoutTokens >= 0 && dropoutTokens <= 1))
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"dropout_tokens ({dropoutTokens}) must be a probability in [0, 1], as torch.nn.Dropout requires."), nameof(kwargs));
+        }
 
         var sharing = a.String("parameter_sharing", "layerwise") switch
         {

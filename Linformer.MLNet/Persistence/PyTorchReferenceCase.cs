@@ -40,6 +40,8 @@ public sealed class PyTorchReferenceCase : IDisposable
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A file is missing or invalid.</exception>
     /// <exception cref="ArgumentException">The case's arguments cannot be honoured.</exception>
+    /// <remarks>A case with an <c>input_mask</c> needs <c>checkpoint_level</c> C0: the seed refuses forward keyword
+    /// arguments with C1 or C2 ("Cannot run checkpointing when using kwargs"), so such an output cannot come from it.</remarks>
     public static PyTorchReferenceCase Load(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Case folder not found: '{folder}'.");
@@ -69,6 +71,13 @@ public sealed class PyTorchReferenceCase : IDisposable
             throw new InvalidDataException($"io.safetensors in '{folder}' needs tensors 'input' and 'output'.");
         }
         io.TryGetValue("input_mask", out var mask);
+        if (mask is not null && kwargs.TryGetValue("checkpoint_level", out var level) && level.ValueKind == JsonValueKind.String && level.GetString() != "C0")
+        {
+            encoder.Dispose();
+            foreach (var t in io.Values) t.Dispose();
+            throw new InvalidDataException($"io.safetensors in '{folder}' has an input_mask, but case.json sets checkpoint_level '{level.GetString()}': " +
+                "linformer-pytorch refuses forward keyword arguments such as input_mask unless checkpoint_level is C0 (\"Cannot run checkpointing when using kwargs\"), so this output cannot come from it.");
+        }
         return new PyTorchReferenceCase(className, encoder, input, mask, output);
     }
 
