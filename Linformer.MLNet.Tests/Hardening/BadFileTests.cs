@@ -101,7 +101,10 @@ public sealed class BadFileTests
     public void WeightsEntryCutShortOrMissing()
     {
         var path = SavedModel();
+        // The entry ends with the SHA-256 of the weights, then the SHA-256 of the settings (32 bytes each).
         RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 20)]);
+        StringAssert.Contains(Tiny.Messages(LoadFails(path)), "'LinformerWeights' is truncated: expected the settings' 32-byte SHA-256 after the weights' one, found 12 bytes");
+        RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 40)]);
         StringAssert.Contains(Tiny.Messages(LoadFails(path)), "'LinformerWeights' is truncated: expected a 32-byte SHA-256 after the");
         RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 40)]);
         StringAssert.Matches(Tiny.Messages(LoadFails(path)), new System.Text.RegularExpressions.Regex(@"'LinformerWeights' is truncated: expected \d+ bytes of weights, found \d+"));
