@@ -148,6 +148,25 @@ public sealed class BadFileTests
     }
 
     [TestMethod]
+    public void EditedSettingsInModelKeyAreCaughtByTheirChecksum()
+    {
+        var path = SavedModel();
+        // System.IO.Compression does not check an entry's CRC on read, so damage inside Model.key's compressed data can
+        // decode to other settings. Gelu -> Relu keeps the length and builds the same weights: without the settings'
+        // SHA-256 (format 1.3) this loads as a silently different model.
+        bool changed = false;
+        RewriteEntry(path, name => name.EndsWith("Model.key", StringComparison.Ordinal), bytes =>
+        {
+            var from = Encoding.Unicode.GetBytes("\"Activation\":\"Gelu\"");
+            int at = bytes.AsSpan().IndexOf(from);
+            if (at >= 0) { Encoding.Unicode.GetBytes("\"Activation\":\"Relu\"").CopyTo(bytes, at); changed = true; }
+            return bytes;
+        });
+        Assert.IsTrue(changed, "the settings JSON was found in Model.key");
+        StringAssert.Contains(Tiny.Messages(LoadFails(path)), "The Linformer model's settings (in 'Model.key') are corrupt: their SHA-256 is");
+    }
+
+    [TestMethod]
     public void ARandomZipAndAnotherTransformersModel()
     {
         var random = Path.Combine(folder, "random.zip");
