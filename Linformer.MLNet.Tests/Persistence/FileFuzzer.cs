@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Reflection;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 
 namespace Linformer.MLNet.Tests.Persistence;
@@ -383,10 +381,4 @@ internal static class FileFuzzer
             }
         return ms.ToArray();
     }
-
-    public static string Hex(byte[] b) => Convert.ToHexString(SHA256.HashData(b))[..12];
-
-    public static string Utf8Preview(string s) => s.Length > 60 ? s[..60] + "..." : s;
-
-    public static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
 }

@@ -54,7 +54,6 @@ internal sealed class ModelZipFuzzer : IDisposable
         Tiny.AssertBitIdentical(expected, Tiny.Features(forged, rows), "a model forged from the saved settings and weights");
     }
 
-    public int OriginalLength => original.Length;
 
     /// <summary>The case of <paramref name="seed"/>: one mutation family, then one mutation in it.</summary>
     public FuzzCase Case(int seed)

@@ -40,7 +40,6 @@ internal sealed class SafetensorsFuzzer : IDisposable
         expected = Encode() ?? throw new InvalidOperationException("the original file does not load");
     }
 
-    public int OriginalLength => original.Length;
 
     /// <summary>The output bytes of the encoder imported from <see cref="path"/>.</summary>
     private byte[]? Encode()
