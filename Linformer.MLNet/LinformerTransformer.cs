@@ -42,8 +42,8 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     private const string WeightsEntry = "LinformerWeights";
     private static readonly ModelVersionInfo Version = new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010002,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict
-        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 (it ignores the trailing hash)
+        versionWritten: 0x00010003,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings
+        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 and 1.3 (it ignores the trailing hashes)
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
@@ -65,6 +65,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
 
     internal NetworkSpec Spec => network.Spec;
     internal InputBinding Binding => settings.Binding;
+    internal TransformerSettings Settings => settings;
     internal LinformerNetwork Network { get { ThrowIfDisposed(); return network; } }
 
     /// <summary>The output column's name.</summary>
@@ -150,6 +151,8 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
             writer.Write(weights.Length);
             writer.Write(weights);
             writer.Write(hash);
+            // System.IO.Compression does not check an entry's CRC when reading, so the settings in Model.key need their own.
+            writer.Write(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(settingsJson)));
         });
     }
 
@@ -157,8 +160,9 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     private static LinformerTransformer Create(IHostEnvironment env, object ctx)
     {
         uint format = ModelContextBridge.CheckAtModel(ctx, Version);
-        var (spec, settings) = LinformerModelFormat.Deserialize(ModelContextBridge.LoadNonEmptyString(ctx));
-        var network = new LinformerNetwork(spec);
+        var settingsJson = ModelContextBridge.LoadNonEmptyString(ctx);
+        var (spec, settings) = LinformerModelFormat.Deserialize(settingsJson);
+        LinformerNetwork? network = null;
         try
         {
             bool found = ModelContextBridge.TryLoadBinaryStream(ctx, WeightsEntry, reader =>
@@ -169,6 +173,10 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
                 {
                     length = reader.ReadInt32();
                     if (length <= 0) throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is corrupt: it declares {length} bytes of weights.");
+                    // ReadBytes allocates the declared length up front: check it against what the entry holds first.
+                    var entry = reader.BaseStream;
+                    if (entry.CanSeek && length > entry.Length - entry.Position)
+                        throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: expected {length} bytes of weights, found {entry.Length - entry.Position}.");
                     bytes = reader.ReadBytes(length);
                 }
                 catch (EndOfStreamException) { throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: it ends before its length field."); }
@@ -183,25 +191,41 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
                     if (!actual.AsSpan().SequenceEqual(stored))
                         throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is corrupt: its SHA-256 is {Convert.ToHexString(actual)}, the stored one {Convert.ToHexString(stored)}.");
                 }
+                // Every value takes at least a byte: settings asking for more values than the entry has bytes are refused
+                // before a network of that size is allocated.
+                double minimum = LinformerModelFormat.MinimumValues(spec);
+                if (minimum > length)
+                    throw new InvalidDataException(FormattableString.Invariant(
+                        $"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings: the settings describe a network of at least {minimum:0} values, the entry holds {length} bytes."));
+                network = new LinformerNetwork(spec);
                 var expected = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
                 if (LinformerModelFormat.DescribeStateDictMismatch(bytes, expected) is { } mismatch)
                     throw new InvalidDataException($"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings: {mismatch}.");
+                if (format >= 0x00010003)
+                {
+                    var stored = reader.ReadBytes(SHA256.HashSizeInBytes);
+                    var actual = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(settingsJson));
+                    if (stored.Length != SHA256.HashSizeInBytes)
+                        throw new InvalidDataException($"The Linformer weights entry '{WeightsEntry}' is truncated: expected the settings' {SHA256.HashSizeInBytes}-byte SHA-256 after the weights' one, found {stored.Length} bytes.");
+                    if (!actual.AsSpan().SequenceEqual(stored))
+                        throw new InvalidDataException($"The Linformer model's settings (in 'Model.key') are corrupt: their SHA-256 is {Convert.ToHexString(actual)}, the one stored in '{WeightsEntry}' {Convert.ToHexString(stored)}.");
+                }
                 using var stream = new MemoryStream(bytes);
                 network.load(new BinaryReader(stream), strict: true);
             });
-            if (!found) throw new InvalidDataException($"The model has no '{WeightsEntry}' entry: the Linformer weights are missing.");
+            if (!found || network is null) throw new InvalidDataException($"The model has no '{WeightsEntry}' entry: the Linformer weights are missing.");
             var device = MLNetHost.Device(env);
             network.to(device);
             return new LinformerTransformer(env, network, device, settings);
         }
         catch (Exception ex) when (ex is not InvalidDataException and not OperationCanceledException)
         {
-            network.Dispose();
+            network?.Dispose();
             throw new InvalidDataException($"The Linformer model's weights (entry '{WeightsEntry}') do not match its stored settings or are corrupt: {ex.Message}", ex);
         }
         catch
         {
-            network.Dispose();
+            network?.Dispose();
             throw;
         }
     }

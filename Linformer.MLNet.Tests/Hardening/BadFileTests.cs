@@ -96,7 +96,10 @@ public sealed class BadFileTests
     public void WeightsEntryCutShortOrMissing()
     {
         var path = SavedModel();
+        // The entry ends with the SHA-256 of the weights, then the SHA-256 of the settings (32 bytes each).
         RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 20)]);
+        StringAssert.Contains(Tiny.Messages(LoadFails(path)), "'LinformerWeights' is truncated: expected the settings' 32-byte SHA-256 after the weights' one, found 12 bytes");
+        RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 40)]);
         StringAssert.Contains(Tiny.Messages(LoadFails(path)), "'LinformerWeights' is truncated: expected a 32-byte SHA-256 after the");
         RewriteEntry(path, IsWeights, bytes => bytes[..(bytes.Length - 40)]);
         StringAssert.Matches(Tiny.Messages(LoadFails(path)), new System.Text.RegularExpressions.Regex(@"'LinformerWeights' is truncated: expected \d+ bytes of weights, found \d+"));
@@ -137,6 +140,25 @@ public sealed class BadFileTests
         var message = Tiny.Messages(ex);
         StringAssert.Contains(message, "do not match its stored settings");
         StringAssert.Contains(message, "LinformerWeights");
+    }
+
+    [TestMethod]
+    public void EditedSettingsInModelKeyAreCaughtByTheirChecksum()
+    {
+        var path = SavedModel();
+        // System.IO.Compression does not check an entry's CRC on read, so damage inside Model.key's compressed data can
+        // decode to other settings. Gelu -> Relu keeps the length and builds the same weights: without the settings'
+        // SHA-256 (format 1.3) this loads as a silently different model.
+        bool changed = false;
+        RewriteEntry(path, name => name.EndsWith("Model.key", StringComparison.Ordinal), bytes =>
+        {
+            var from = Encoding.Unicode.GetBytes("\"Activation\":\"Gelu\"");
+            int at = bytes.AsSpan().IndexOf(from);
+            if (at >= 0) { Encoding.Unicode.GetBytes("\"Activation\":\"Relu\"").CopyTo(bytes, at); changed = true; }
+            return bytes;
+        });
+        Assert.IsTrue(changed, "the settings JSON was found in Model.key");
+        StringAssert.Contains(Tiny.Messages(LoadFails(path)), "The Linformer model's settings (in 'Model.key') are corrupt: their SHA-256 is");
     }
 
     [TestMethod]

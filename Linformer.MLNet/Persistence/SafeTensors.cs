@@ -36,6 +36,9 @@ public static class SafeTensors
         int dataStart = 8 + (int)headerLength;
         long dataLength = bytes.Length - dataStart;
 
+        // JsonDocument accepts invalid UTF-8 inside strings and fails only when a name is read.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.AsSpan(8, (int)headerLength)))
+            throw Bad(name, "the header is not valid UTF-8");
         JsonDocument header;
         try { header = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength)); }
         catch (JsonException ex) { throw Bad(name, $"the header is not valid JSON ({ex.Message})"); }
@@ -46,19 +49,38 @@ public static class SafeTensors
             using (header)
             {
                 if (header.RootElement.ValueKind != JsonValueKind.Object) throw Bad(name, "the header is not a JSON object");
+                var ranges = new List<(long Begin, long End, string Tensor)>();
                 foreach (var entry in header.RootElement.EnumerateObject())
                 {
                     if (entry.Name == "__metadata__") continue;
+                    if (result.ContainsKey(entry.Name)) throw Bad(name, $"tensor '{entry.Name}' is listed twice in the header");
                     var (dtype, shape, begin, end) = ParseEntry(name, entry);
-                    long count = shape.Aggregate(1L, (a, b) => a * b);
                     int size = ElementSize(name, entry.Name, dtype);
-                    if (begin > end || end > dataLength)
+                    if (begin < 0 || begin > end || end > dataLength)
                         throw Bad(name, $"tensor '{entry.Name}' has data_offsets [{begin}, {end}] outside the data of {dataLength} bytes");
-                    if (end - begin != count * size)
-                        throw Bad(name, $"tensor '{entry.Name}' of dtype {dtype} and shape [{string.Join(", ", shape)}] needs {count * size} bytes; its data_offsets span {end - begin}");
+                    // The element count may not overflow: it must match the data_offsets' span, which fits the file.
+                    long count = 1;
+                    foreach (long d in shape)
+                        if (d != 0 && count > (end - begin) / size / d) { count = -1; break; }
+                        else count *= d;
+                    if (count < 0 || count * size != end - begin)
+                        throw Bad(name, $"tensor '{entry.Name}' of dtype {dtype} and shape [{string.Join(", ", shape)}] does not fit its data_offsets span of {end - begin} bytes");
+                    ranges.Add((begin, end, entry.Name));
                     var span = new ReadOnlySpan<byte>(bytes, dataStart + (int)begin, (int)(end - begin));
                     result[entry.Name] = Decode(span, dtype, shape);
                 }
+                // As in the format's specification: the tensors tile the data exactly, without gaps, overlaps or extra bytes.
+                long covered = 0;
+                foreach (var (begin, end, tensor) in ranges.OrderBy(r => r.Begin).ThenBy(r => r.End))
+                {
+                    if (begin != covered)
+                        throw Bad(name, begin > covered
+                            ? $"the data has {begin - covered} unused bytes before tensor '{tensor}' (offset {covered})"
+                            : $"tensor '{tensor}' (data_offsets [{begin}, {end}]) overlaps the tensor before it");
+                    covered = end;
+                }
+                if (covered != dataLength)
+                    throw Bad(name, $"the tensors cover {covered} of the {dataLength} data bytes");
             }
         }
         catch
