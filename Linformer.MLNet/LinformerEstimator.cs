@@ -24,7 +24,7 @@ namespace Linformer.MLNet;
 /// | mask (optional) | `Vector<Boolean, N>` | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
-/// | score (optional) | `Vector<Single, classes>` or `Single` | the trained head's output |
+/// | head (optional, `ScoreColumnName`) | Boolean label: `Score` (`Single`, log-odds), `Probability`, `PredictedLabel` (`Boolean`); Key label: `Score` (`Vector<Single, classes>`, probabilities), `PredictedLabel` (`Key<UInt32, classes>`); Single label: `Score` | the trained head's outputs, named and typed as ML.NET's trainers emit them |
 ///
 /// Fit trains (AdamW, warm-up and decay, clipping) on CPU or, per `MLContext.GpuDeviceId`, on CUDA; the seed is
 /// the `MLContext`'s when it has one. The fitted model saves and loads with `mlContext.Model.Save` / `Load`.
