@@ -148,8 +148,20 @@ public sealed class LinformerHeadTests
         var score = scored.GetColumn<float>("Score").ToList();
         var probability = scored.GetColumn<float>("Probability").ToList();
         var predicted = scored.GetColumn<bool>("PredictedLabel").ToList();
+        // The head's own two logits, from the network directly: Probability is softmax(logits)[true], Score log(p₁/p₀).
+        var rows = ml.Data.CreateEnumerable<ColourRow>(test, reuseRowObject: false).ToList();
+        float[] logits;
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        using (var noGrad = TorchSharp.torch.no_grad())
+        {
+            var ids = TorchSharp.torch.tensor(rows.SelectMany(r => r.Tokens.Select(t => (long)t)).ToArray(), new long[] { rows.Count, N });
+            logits = model.Network.Head(model.Network.forward(ids, null), null).data<float>().ToArray();   // (B, 2)
+        }
         for (int i = 0; i < score.Count; i++)
         {
+            double z0 = logits[2 * i], z1 = logits[2 * i + 1];
+            Assert.AreEqual(z1 - z0, score[i], Tolerances.ReorderedFloat32, $"row {i}: Score is the log-odds logit(true) - logit(false)");
+            Assert.AreEqual(Math.Exp(z1) / (Math.Exp(z0) + Math.Exp(z1)), probability[i], Tolerances.ReorderedFloat32, $"row {i}: Probability is P(true)");
             Assert.AreEqual(Math.Log(probability[i] / (1.0 - probability[i])), score[i], 1e-3, $"row {i}: Score is the log-odds of Probability");
             Assert.AreEqual(score[i] > 0, predicted[i], $"row {i}: PredictedLabel is Score > 0");
         }
