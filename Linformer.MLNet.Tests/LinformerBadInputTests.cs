@@ -95,6 +95,53 @@ public sealed class LinformerBadInputTests
             "Schema mismatch for label column 'Text'", "expected Key, Boolean", "got String");
     }
 
+    public sealed class KeyVectorLabel
+    {
+        [VectorType(N)] public int[] Ids { get; set; } = new int[N];
+        [KeyType(3), VectorType(2)] public uint[] Label { get; set; } = [1, 2];
+    }
+
+    [TestMethod]
+    public void LabelOfKeyVectorsIsRefusedInML_NETsWordingOfKeyTypes()
+    {
+        var ml = new MLContext(1);
+        var o = Options();
+        o.LabelColumnName = "Label";
+        var data = ml.Data.LoadFromEnumerable(new[] { new KeyVectorLabel() });
+        // The schema shape of a chain writes a key column as ML.NET does (Key<UInt32>), the fitted schema with its count.
+        ExpectMessage(() => new EstimatorChain<ITransformer>().Append(ml.Transforms.Linformer(o)).Fit(data),
+            "Schema mismatch for label column 'Label': expected Key, Boolean (classification) or Single (regression), got Vector<Key<UInt32>>");
+        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(data),
+            "Schema mismatch for label column 'Label'", "got Vector<Key<UInt32, 0-2>, 2>");
+    }
+
+    [TestMethod]
+    public void ScoreColumnWithoutALabelIsAnErrorNamingTheOption()
+    {
+        var ml = new MLContext(1);
+        var o = Options();
+        o.ScoreColumnName = "Score";
+        ExpectMessage(() => ml.Transforms.Linformer(o), "ScoreColumnName ('Score')", "LabelColumnName");
+    }
+
+    [TestMethod]
+    public void HeadColumnNamesMustDifferFromEachOtherAndFromTheOutput()
+    {
+        var ml = new MLContext(1);
+        void Bad(Action<LinformerEstimator.Options> change, params string[] fragments)
+        {
+            var o = Options();
+            o.LabelColumnName = "Label";
+            o.ScoreColumnName = "Score";
+            change(o);
+            ExpectMessage(() => ml.Transforms.Linformer(o), fragments);
+        }
+        Bad(o => o.ScoreColumnName = "Features", "ScoreColumnName ('Features') must differ from OutputColumnName");
+        Bad(o => o.PredictedLabelColumnName = "Score", "PredictedLabelColumnName ('Score') must differ from ScoreColumnName");
+        Bad(o => o.ProbabilityColumnName = "PredictedLabel", "PredictedLabelColumnName ('PredictedLabel') must differ from ProbabilityColumnName");
+        Bad(o => o.ProbabilityColumnName = " ", "ProbabilityColumnName must be null");
+    }
+
     [TestMethod]
     public void OptionsOutOfRangeAreRejectedWhenTheEstimatorIsCreated()
     {

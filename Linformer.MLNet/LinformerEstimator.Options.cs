@@ -53,8 +53,21 @@ public sealed partial class LinformerEstimator
         public int? PaddingTokenId { get; set; }
         /// <summary>Label column: Key or Boolean → classification head (cross-entropy); Single → regression head (MSE); null → self-supervised training.</summary>
         public string? LabelColumnName { get; set; }
-        /// <summary>If set, the head's output is emitted in this column: class probabilities <c>Vector&lt;Single, L&gt;</c> or a regression <c>Single</c>.</summary>
+        /// <summary>
+        /// If set, the supervised head's outputs are emitted as ML.NET's trainers emit them, so ML.NET's evaluators read
+        /// them directly: this column is the score (Boolean label: <c>Single</c> log-odds; Key label: class
+        /// probabilities <c>Vector&lt;Single, L&gt;</c>; Single label: the regression value), with
+        /// <see cref="ProbabilityColumnName"/> and <see cref="PredictedLabelColumnName"/> beside it. Needs
+        /// <see cref="LabelColumnName"/>. Usually <c>"Score"</c>.
+        /// </summary>
         public string? ScoreColumnName { get; set; }
+        /// <summary>The head's probability column, <c>Single</c> (Boolean label only), emitted with <see cref="ScoreColumnName"/>; null leaves it out.</summary>
+        public string? ProbabilityColumnName { get; set; } = "Probability";
+        /// <summary>
+        /// The head's predicted-label column, emitted with <see cref="ScoreColumnName"/>: <c>Boolean</c> (Boolean label)
+        /// or <c>Key&lt;UInt32, L&gt;</c> with the label's key values (Key label); none for a Single label; null leaves it out.
+        /// </summary>
+        public string? PredictedLabelColumnName { get; set; } = "PredictedLabel";
 
         // Shape of the input
 

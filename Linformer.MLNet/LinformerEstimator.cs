@@ -27,7 +27,7 @@ namespace Linformer.MLNet;
 /// | mask (optional) | `Vector<Boolean, N>` | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
-/// | score (optional) | `Vector<Single, classes>` or `Single` | the trained head's output |
+/// | head (optional, `ScoreColumnName`) | Boolean label: `Score` (`Single`, log-odds), `Probability`, `PredictedLabel` (`Boolean`); Key label: `Score` (`Vector<Single, classes>`, probabilities), `PredictedLabel` (`Key<UInt32, classes>`); Single label: `Score` | the trained head's outputs, named and typed as ML.NET's trainers emit them |
 ///
 /// Fit trains (AdamW, warm-up and decay, clipping) on CPU or, per `MLContext.GpuDeviceId`, on CUDA; the seed is
 /// the `MLContext`'s when it has one. The fitted model saves and loads with `mlContext.Model.Save` / `Load`.
@@ -85,6 +85,24 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             throw new ArgumentException($"{(o.ResumeFromCheckpoint ? "ResumeFromCheckpoint" : $"CheckpointInterval ({o.CheckpointInterval})")} needs CheckpointPath.", nameof(Options.CheckpointPath));
         if (!string.IsNullOrWhiteSpace(o.CheckpointPath) && Path.GetDirectoryName(Path.GetFullPath(o.CheckpointPath)) is { } folder && !Directory.Exists(folder))
             throw new DirectoryNotFoundException($"CheckpointPath: the folder '{folder}' of '{o.CheckpointPath}' does not exist.");
+        if (o.ScoreColumnName is not null && o.LabelColumnName is null)
+            throw new ArgumentException($"ScoreColumnName ('{o.ScoreColumnName}') needs the supervised head, which is trained on a label: set LabelColumnName to a Key, Boolean or Single column, or leave ScoreColumnName null.", nameof(Options.ScoreColumnName));
+        if (o.ScoreColumnName is not null)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(o.ScoreColumnName, nameof(Options.ScoreColumnName));
+            var names = new (string Option, string? Name)[]
+            {
+                (nameof(Options.OutputColumnName), o.OutputColumnName), (nameof(Options.ScoreColumnName), o.ScoreColumnName),
+                (nameof(Options.ProbabilityColumnName), o.ProbabilityColumnName), (nameof(Options.PredictedLabelColumnName), o.PredictedLabelColumnName),
+            };
+            foreach (var (option, name) in names.Skip(2))
+                if (name is not null && string.IsNullOrWhiteSpace(name))
+                    throw new ArgumentException($"{option} must be null (no such column) or a column name, got '{name}'.", option);
+            for (int i = 1; i < names.Length; i++)
+                for (int j = 0; j < i; j++)
+                    if (names[i].Name is not null && names[i].Name == names[j].Name)
+                        throw new ArgumentException($"{names[i].Option} ('{names[i].Name}') must differ from {names[j].Option}: one output column would hide the other.", names[i].Option);
+        }
         if (o.HeadWidth is null && o.ModelWidth % o.Heads != 0)
             throw new ArgumentException($"ModelWidth ({o.ModelWidth}) must be divisible by Heads ({o.Heads}) unless HeadWidth is set.", nameof(Options.Heads));
     }
@@ -100,31 +118,69 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
                 $"Schema mismatch for input column '{InputColumn}': expected a known-size vector of Single, Int32, Int64 or Key<UInt32>, got {(input.Kind == SchemaShape.Column.VectorKind.VariableVector ? "a variable-size vector" : "a scalar")} of {input.ItemType}.");
         if (options.MaskColumnName is not null && !TryFind(inputSchema, options.MaskColumnName, out _))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.MaskColumnName}'.");
-        HeadKind head = HeadKind.None;
-        if (options.LabelColumnName is not null)
-        {
-            if (!TryFind(inputSchema, options.LabelColumnName, out var label))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.LabelColumnName}'.");
-            head = LabelHead(label.ItemType, label.Kind == SchemaShape.Column.VectorKind.Scalar, options.LabelColumnName);
-        }
-        // Sizes are not part of a SchemaShape; the transformer's DataViewSchema carries them.
         var added = new List<SchemaShape.Column>
         {
             NewColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, null),
         };
-        if (options.ScoreColumnName is not null && head != HeadKind.None)
-            added.Add(NewColumn(options.ScoreColumnName,
-                head == HeadKind.Regression ? SchemaShape.Column.VectorKind.Scalar : SchemaShape.Column.VectorKind.Vector,
-                NumberDataViewType.Single, false, null));
+        if (options.LabelColumnName is not null)
+        {
+            if (!TryFind(inputSchema, options.LabelColumnName, out var label))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.LabelColumnName}'.");
+            var kind = LabelKindOf(label.IsKey, label.ItemType, label.Kind == SchemaShape.Column.VectorKind.Scalar, TypeText(label), options.LabelColumnName);
+            // Sizes are not part of a SchemaShape; the transformer's DataViewSchema carries them.
+            if (options.ScoreColumnName is not null)
+            {
+                SchemaShape.Column? keyValues = label.Annotations is not null && TryFind(label.Annotations, AnnotationUtilsKinds.KeyValues, out var k) ? k : null;
+                var head = new HeadColumns(kind, options.ScoreColumnName, options.ProbabilityColumnName, options.PredictedLabelColumnName, 0, null);
+                foreach (var (name, value) in head.Columns())
+                {
+                    var annotations = new SchemaShape(HeadColumns.AnnotationShapesOf(kind, value, keyValues)
+                        .Select(a => NewColumn(a.Name, a.Kind, a.ItemType, a.IsKey, null)));
+                    added.Add(value switch
+                    {
+                        HeadValue.Score when kind == LabelKind.Key => NewColumn(name, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, annotations),
+                        HeadValue.PredictedLabel when kind == LabelKind.Key => NewColumn(name, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, annotations),
+                        HeadValue.PredictedLabel => NewColumn(name, SchemaShape.Column.VectorKind.Scalar, BooleanDataViewType.Instance, false, annotations),
+                        _ => NewColumn(name, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false, annotations),
+                    });
+                }
+            }
+        }
         var columns = inputSchema.Where(c => added.All(a => a.Name != c.Name)).Concat(added);
         return new SchemaShape(columns);
     }
 
-    /// <summary>The shape of a schema (ML.NET's own <c>SchemaShape.Create</c> is internal).</summary>
-    internal static SchemaShape ShapeOf(DataViewSchema schema)
-        => new(schema.Where(c => !c.IsHidden).Select(c => NewColumn(c.Name,
-            c.Type is VectorDataViewType v ? (v.IsKnownSize ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.VariableVector) : SchemaShape.Column.VectorKind.Scalar,
-            c.Type is VectorDataViewType vt ? vt.ItemType : c.Type, (c.Type is VectorDataViewType vk ? vk.ItemType : c.Type) is KeyDataViewType, null)));
+    /// <summary>A column shape's type as ML.NET writes it in messages (<c>Key&lt;UInt32&gt;</c>, <c>Vector&lt;Single&gt;</c>).</summary>
+    private static string TypeText(SchemaShape.Column column)
+    {
+        string text = column.ItemType.ToString() ?? "";
+        if (column.IsKey) text = $"Key<{text}>";
+        return column.Kind switch
+        {
+            SchemaShape.Column.VectorKind.Vector => $"Vector<{text}>",
+            SchemaShape.Column.VectorKind.VariableVector => $"VarVector<{text}>",
+            _ => text,
+        };
+    }
+
+    /// <summary>The shape of a schema with its columns' annotations (ML.NET's own <c>SchemaShape.Create</c> is internal).</summary>
+    internal static SchemaShape ShapeOf(DataViewSchema schema) => ShapeOf(schema, annotations: true);
+
+    private static SchemaShape ShapeOf(DataViewSchema schema, bool annotations)
+        => new(schema.Where(c => !c.IsHidden).Select(c =>
+        {
+            var item = c.Type is VectorDataViewType v ? v.ItemType : c.Type;
+            var kind = c.Type is VectorDataViewType vt
+                ? (vt.IsKnownSize ? SchemaShape.Column.VectorKind.Vector : SchemaShape.Column.VectorKind.VariableVector)
+                : SchemaShape.Column.VectorKind.Scalar;
+            // As in ML.NET's SchemaShape: a key column's item type is its raw type, with IsKey set.
+            return NewColumn(c.Name, kind, item is KeyDataViewType key ? ColumnTypeOfRaw(key.RawType) : item, item is KeyDataViewType,
+                annotations ? ShapeOf(c.Annotations.Schema, annotations: false) : null);
+        }));
+
+    private static DataViewType ColumnTypeOfRaw(Type raw)
+        => raw == typeof(byte) ? NumberDataViewType.Byte : raw == typeof(ushort) ? NumberDataViewType.UInt16
+         : raw == typeof(uint) ? NumberDataViewType.UInt32 : NumberDataViewType.UInt64;
 
     private static bool TryFind(SchemaShape schema, string name, out SchemaShape.Column column)
     {
@@ -134,13 +190,14 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         return false;
     }
 
-    private static HeadKind LabelHead(DataViewType type, bool scalar, string column)
+    /// <summary>The label's kind (Key or Boolean: classification, Single: regression), or ML.NET's schema-mismatch error.</summary>
+    private static LabelKind LabelKindOf(bool isKey, DataViewType itemType, bool scalar, string typeText, string column)
     {
-        if (scalar && type is KeyDataViewType) return HeadKind.Classification;
-        if (scalar && type is BooleanDataViewType) return HeadKind.Classification;
-        if (scalar && type == NumberDataViewType.Single) return HeadKind.Regression;
+        if (scalar && isKey) return LabelKind.Key;
+        if (scalar && itemType is BooleanDataViewType) return LabelKind.Boolean;
+        if (scalar && itemType == NumberDataViewType.Single) return LabelKind.Single;
         throw new ArgumentOutOfRangeException("inputSchema",
-            $"Schema mismatch for label column '{column}': expected Key, Boolean (classification) or Single (regression), got {(scalar ? type.ToString() : "a vector of " + type)}.");
+            $"Schema mismatch for label column '{column}': expected Key, Boolean (classification) or Single (regression), got {typeText}.");
     }
 
     /// <summary>Trains the encoder (unless <see cref="Options.Epochs"/> is 0) and returns the fitted transformer.</summary>
@@ -164,12 +221,18 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
 
         HeadKind head = HeadKind.None;
         int classes = 0;
+        HeadColumns? headColumns = null;
         if (o.LabelColumnName is not null)
         {
             var labelCol = InputBinding.Find(input.Schema, o.LabelColumnName);
-            head = LabelHead(labelCol.Type, labelCol.Type is not VectorDataViewType, o.LabelColumnName);
+            var itemType = labelCol.Type is VectorDataViewType v ? v.ItemType : labelCol.Type;
+            var kind = LabelKindOf(itemType is KeyDataViewType, itemType, labelCol.Type is not VectorDataViewType, labelCol.Type.ToString() ?? "", o.LabelColumnName);
+            head = kind == LabelKind.Single ? HeadKind.Regression : HeadKind.Classification;
             if (head == HeadKind.Classification)
                 classes = labelCol.Type is KeyDataViewType k ? checked((int)k.Count) : 2;
+            if (o.ScoreColumnName is not null)
+                headColumns = new HeadColumns(kind, o.ScoreColumnName, o.ProbabilityColumnName, o.PredictedLabelColumnName,
+                    kind == LabelKind.Key ? classes : 0, kind == LabelKind.Key ? LabelKeyValues.Read(labelCol) : null);
         }
 
         int seed = MLNetHost.Seed(env) ?? o.Seed;
@@ -187,7 +250,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             if (o.Epochs > 0) Train(input, binding, vocabulary, network, device, seed);
             network.eval();
             return new LinformerTransformer(env, network, device, new TransformerSettings(binding, o.OutputColumnName,
-                o.ScoreColumnName is not null && head != HeadKind.None ? o.ScoreColumnName : null, o.OutputKind, vocabulary, o.PaddingTokenId, o.BatchSize));
+                null, o.OutputKind, vocabulary, o.PaddingTokenId, o.BatchSize, headColumns));
         }
         catch
         {

@@ -42,8 +42,17 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     private const string WeightsEntry = "LinformerWeights";
     private static readonly ModelVersionInfo Version = new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010003,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings
-        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 and 1.3 (it ignores the trailing hashes)
+        versionWritten: 0x00010003,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings, the head's columns
+        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 and 1.3 models without head columns (it ignores the trailing hashes)
+        versionWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
+
+    // A model with head columns needs a 1.3 reader: an older one would silently drop Probability and PredictedLabel.
+    private static readonly ModelVersionInfo VersionWithHead = new(
+        modelSignature: "LINFORMR",
+        versionWritten: 0x00010003,
+        versionReadable: 0x00010003,
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
@@ -60,7 +69,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         this.network = network;
         this.device = device;
         this.settings = settings;
-        encoder = new BatchEncoder(typeof(LinformerTransformer), network, device, settings.OutputKind, settings.ScoreColumn is not null);
+        encoder = new BatchEncoder(typeof(LinformerTransformer), network, device, settings.OutputKind, settings.HeadOutput(network.Spec.Head));
     }
 
     internal NetworkSpec Spec => network.Spec;
@@ -74,8 +83,14 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     /// <summary>The input column's name.</summary>
     public string InputColumnName => settings.Binding.Column;
 
-    /// <summary>The score column's name, or null when no score is emitted.</summary>
-    public string? ScoreColumnName => settings.ScoreColumn;
+    /// <summary>The head's score column, or null when the head's outputs are not emitted.</summary>
+    public string? ScoreColumnName => settings.Head?.Score ?? settings.ScoreColumn;
+
+    /// <summary>The head's probability column (Boolean label), or null when none is emitted.</summary>
+    public string? ProbabilityColumnName => settings.Head?.Columns().Any(c => c.Value == HeadValue.Probability) == true ? settings.Head.Probability : null;
+
+    /// <summary>The head's predicted-label column (Boolean or Key label), or null when none is emitted.</summary>
+    public string? PredictedLabelColumnName => settings.Head?.Columns().Any(c => c.Value == HeadValue.PredictedLabel) == true ? settings.Head.PredictedLabel : null;
 
     /// <summary>Floats per row in the output column.</summary>
     public int OutputSize => encoder.FeatureSize;
@@ -89,7 +104,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     /// <summary>True: the transform is a row-to-row mapping.</summary>
     public bool IsRowToRowMapper => true;
 
-    private OutputBinding Output => new(settings.OutputColumn, settings.ScoreColumn, network.Spec.Head == HeadKind.Classification,
+    private OutputBinding Output => new(settings.OutputColumn, settings.Head, settings.Head is null ? settings.ScoreColumn : null,
         encoder, settings.Binding, settings.Vocabulary, settings.PaddingTokenId, settings.BatchSize);
 
     /// <inheritdoc />
@@ -144,7 +159,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         var hash = SHA256.HashData(weights);
 
         ModelContextBridge.CheckAtModel(ctx);
-        ModelContextBridge.SetVersionInfo(ctx, Version);
+        ModelContextBridge.SetVersionInfo(ctx, settings.Head is null ? Version : VersionWithHead);
         ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
         ModelContextBridge.SaveBinaryStream(ctx, WeightsEntry, writer =>
         {

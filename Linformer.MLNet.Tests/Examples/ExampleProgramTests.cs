@@ -82,6 +82,20 @@ public sealed class ExampleProgramTests
     }
 
     [TestMethod]
+    public void MailCategoriesScoresTheMulticlassHeadWithMLNetsEvaluator()
+    {
+        var result = Run("MailCategories", "--quick").Output;
+        var row = Regex.Match(result, @"^Linformer classification head\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", RegexOptions.Multiline);
+        Assert.IsTrue(row.Success, result);
+        double micro = double.Parse(row.Groups[1].Value, CultureInfo.InvariantCulture);
+        // 100 test mails: 46 easy ham, 4 hard ham, 50 spam; always answering the largest class scores 0.5.
+        Assert.IsGreaterThan(0.6, micro, result);
+        StringAssert.Contains(result, "confusion matrix");
+        // MapKeyToValue turned the head's PredictedLabel back into the category names.
+        StringAssert.Matches(result, new Regex(@"\) → (easy ham|hard ham|spam); P\(", RegexOptions.Multiline));
+    }
+
+    [TestMethod]
     public void SensorSequencesBeatsChanceOnHeldOutMotes()
     {
         var result = Run("SensorSequences", "--quick").Output;

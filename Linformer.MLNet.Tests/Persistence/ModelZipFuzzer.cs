@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Linformer.MLNet.Interop;
 using Linformer.MLNet.Persistence;
 using Linformer.MLNet.Tests.Hardening;
 using Microsoft.ML;

@@ -4,6 +4,19 @@ using static TorchSharp.torch;
 
 namespace Linformer.MLNet.Data;
 
+/// <summary>What the encoder computes from the supervised head, per row.</summary>
+internal enum HeadOutput
+{
+    /// <summary>Nothing.</summary>
+    None,
+    /// <summary>L class probabilities (softmax of the logits): a Key label's head, and every classification head of models saved before 1.3.</summary>
+    Probabilities,
+    /// <summary>Two floats: the log-odds log(p₁/p₀) (logit₁ − logit₀) and p₁ = sigmoid of it: a Boolean label's head.</summary>
+    LogOddsAndProbability,
+    /// <summary>One float: the regression value.</summary>
+    Value,
+}
+
 /// <summary>
 /// Runs the network on batches for Transform and PredictionEngine: eval mode, no gradients, one forward per batch.
 /// Thread-safe: the forward pass reads the weights only and keeps no per-call state in the network (gradient mode
@@ -20,18 +33,18 @@ internal sealed class BatchEncoder : IDisposable
     private int inFlight;
     private bool disposed;
 
-    public BatchEncoder(Type owner, LinformerNetwork network, Device device, LinformerOutputKind outputKind, bool emitScores)
+    public BatchEncoder(Type owner, LinformerNetwork network, Device device, LinformerOutputKind outputKind, HeadOutput headOutput)
     {
         this.owner = owner;
         this.network = network;
         this.device = device;
         OutputKind = outputKind;
-        EmitScores = emitScores && network.Spec.Head != HeadKind.None;
+        HeadOutput = network.Spec.Head == HeadKind.None ? HeadOutput.None : headOutput;
         network.eval();
     }
 
     public LinformerOutputKind OutputKind { get; }
-    public bool EmitScores { get; }
+    public HeadOutput HeadOutput { get; }
 
     /// <summary>Whether the network has been (or is being) released.</summary>
     public bool IsDisposed => Volatile.Read(ref disposed);
@@ -41,8 +54,14 @@ internal sealed class BatchEncoder : IDisposable
         ? network.Spec.Encoder.SequenceLength * network.Spec.Width
         : network.Spec.Width;
 
-    /// <summary>Floats per row of the score column (L probabilities, or 1 regression value).</summary>
-    public int ScoreSize => network.Spec.Head == HeadKind.Classification ? network.Spec.Classes : 1;
+    /// <summary>Floats per row of the head's output (see <see cref="HeadOutput"/>).</summary>
+    public int HeadSize => HeadOutput switch
+    {
+        HeadOutput.Probabilities => network.Spec.Classes,
+        HeadOutput.LogOddsAndProbability => 2,
+        HeadOutput.Value => 1,
+        _ => 0,
+    };
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the transformer that owns the network was disposed.</summary>
     public void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, owner);
@@ -71,10 +90,10 @@ internal sealed class BatchEncoder : IDisposable
     /// <summary>Runs <paramref name="action"/> with the network guaranteed alive; see <see cref="WhileAlive{T}(Func{T})"/>.</summary>
     public void WhileAlive(Action action) => WhileAlive(() => { action(); return true; });
 
-    /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if scores are emitted, <paramref name="scores"/> (B·ScoreSize).</summary>
+    /// <summary>Encodes the batch into <paramref name="features"/> (B·FeatureSize) and, if the head is emitted, <paramref name="head"/> (B·HeadSize).</summary>
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     /// <exception cref="InsufficientMemoryException">libtorch could not allocate the batch's activations.</exception>
-    public void Encode(SequenceBatch batch, float[] features, float[]? scores)
+    public void Encode(SequenceBatch batch, float[] features, float[]? head)
     {
         if (batch.Count == 0) return;
         WhileAlive(() =>
@@ -87,11 +106,16 @@ internal sealed class BatchEncoder : IDisposable
                 var encoded = network.forward(input, mask);                                   // (B, N, C)
                 var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
                 CopyOut(pooled, features);
-                if (EmitScores && scores is not null)
+                if (HeadOutput != HeadOutput.None && head is not null)
                 {
-                    var head = network.Head(encoded, mask);
-                    if (network.Spec.Head == HeadKind.Classification) head = head.softmax(-1);  // (B, L) probabilities
-                    CopyOut(head, scores);
+                    var y = network.Head(encoded, mask);                                      // (B, L) logits or (B) values
+                    if (HeadOutput == HeadOutput.Probabilities) y = y.softmax(-1);             // (B, L)
+                    else if (HeadOutput == HeadOutput.LogOddsAndProbability)
+                    {
+                        var logOdds = y.select(1, 1) - y.select(1, 0);                         // (B): log(p1 / p0)
+                        y = stack(new[] { logOdds, logOdds.sigmoid() }, 1);                    // (B, 2)
+                    }
+                    CopyOut(y, head);
                 }
             }
             catch (Exception ex) when (AllocationFailure.Is(ex))

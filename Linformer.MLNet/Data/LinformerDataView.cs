@@ -3,20 +3,105 @@ using Microsoft.ML.Data;
 
 namespace Linformer.MLNet.Data;
 
-/// <summary>The output columns a transformer adds and how to compute them.</summary>
-internal sealed record OutputBinding(string FeaturesColumn, string? ScoreColumn, bool ScoreIsVector, BatchEncoder Encoder, InputBinding Input,
+/// <summary>
+/// The output columns a transformer adds and how to compute them: the encoding, then the head's columns
+/// (<see cref="Head"/>), or for models saved before format 1.3 the one score column <see cref="LegacyScoreColumn"/>
+/// (class probabilities or the regression value).
+/// </summary>
+internal sealed record OutputBinding(string FeaturesColumn, HeadColumns? Head, string? LegacyScoreColumn, BatchEncoder Encoder, InputBinding Input,
     int Vocabulary, int? PaddingTokenId, int BatchSize)
 {
+    private enum Value { Features, LegacyScore, Score, Probability, PredictedLabel }
+
+    private (string Name, Value Value)[] Columns { get; } = ColumnsOf(FeaturesColumn, Head, LegacyScoreColumn);
+
+    private static (string, Value)[] ColumnsOf(string features, HeadColumns? head, string? legacyScore)
+    {
+        var columns = new List<(string, Value)> { (features, Value.Features) };
+        if (head is not null)
+            columns.AddRange(head.Columns().Select(c => (c.Name, c.Value switch
+            {
+                HeadValue.Score => Value.Score,
+                HeadValue.Probability => Value.Probability,
+                _ => Value.PredictedLabel,
+            })));
+        else if (legacyScore is not null) columns.Add((legacyScore, Value.LegacyScore));
+        return columns.ToArray();
+    }
+
+    /// <summary>Whether the head's output is needed to serve these output columns (indices relative to the first output column).</summary>
+    public bool NeedsHead(IEnumerable<int> outputIndices) => outputIndices.Any(i => Columns[i].Value != Value.Features);
+
     /// <summary>The input schema with the output columns appended (an output hides an input of the same name).</summary>
     public DataViewSchema OutputSchema(DataViewSchema input)
     {
         var builder = new DataViewSchema.Builder();
         builder.AddColumns(input);
-        builder.AddColumn(FeaturesColumn, new VectorDataViewType(NumberDataViewType.Single, Encoder.FeatureSize));
-        if (ScoreColumn is not null)
-            builder.AddColumn(ScoreColumn, ScoreIsVector ? new VectorDataViewType(NumberDataViewType.Single, Encoder.ScoreSize) : NumberDataViewType.Single);
+        foreach (var (name, value) in Columns)
+        {
+            switch (value)
+            {
+                case Value.Features: builder.AddColumn(name, new VectorDataViewType(NumberDataViewType.Single, Encoder.FeatureSize)); break;
+                case Value.LegacyScore:
+                    builder.AddColumn(name, Encoder.HeadOutput == HeadOutput.Probabilities ? new VectorDataViewType(NumberDataViewType.Single, Encoder.HeadSize) : NumberDataViewType.Single);
+                    break;
+                default:
+                    var headValue = HeadValueOf(value);
+                    builder.AddColumn(name, Head!.TypeOf(headValue), Head.AnnotationsOf(headValue, input));
+                    break;
+            }
+        }
         return builder.ToSchema();
     }
+
+    private static HeadValue HeadValueOf(Value value) => value switch
+    {
+        Value.Score => HeadValue.Score,
+        Value.Probability => HeadValue.Probability,
+        _ => HeadValue.PredictedLabel,
+    };
+
+    /// <summary>
+    /// The getter of output column <paramref name="column"/> (index <paramref name="outputIndex"/> among the outputs):
+    /// it calls <paramref name="ensure"/> (if any), then reads row <paramref name="row"/>() of <paramref name="features"/>
+    /// (FeatureSize floats per row) and <paramref name="head"/> (HeadSize floats per row).
+    /// </summary>
+    public ValueGetter<TValue> Getter<TValue>(DataViewSchema.Column column, int outputIndex, Func<int> row, float[] features, float[]? head, Action? ensure)
+    {
+        int f = Encoder.FeatureSize, h = Encoder.HeadSize;
+        Delegate getter = Columns[outputIndex].Value switch
+        {
+            Value.Features => VectorGetter(features, f, row, ensure),
+            Value.LegacyScore when Encoder.HeadOutput == HeadOutput.Probabilities => VectorGetter(head!, h, row, ensure),
+            Value.Score when Head!.Label == LabelKind.Key => VectorGetter(head!, h, row, ensure),
+            Value.LegacyScore or Value.Score => (ValueGetter<float>)((ref float v) => { ensure?.Invoke(); v = head![row() * h]; }),
+            Value.Probability => (ValueGetter<float>)((ref float v) => { ensure?.Invoke(); v = head![row() * h + 1]; }),
+            Value.PredictedLabel when Head!.Label == LabelKind.Boolean =>
+                (ValueGetter<bool>)((ref bool v) => { ensure?.Invoke(); v = head![row() * h] > 0; }),   // log-odds > 0 ⇔ p₁ > 0.5, as ML.NET thresholds Score at 0
+            _ => (ValueGetter<uint>)((ref uint v) => { ensure?.Invoke(); v = PredictedKey(head!.AsSpan(row() * h, h)); }),
+        };
+        if (getter is not ValueGetter<TValue> typed)
+            throw new InvalidOperationException($"Invalid TValue in GetGetter for column '{column.Name}': expected {column.Type.RawType}, got {typeof(TValue)}.");
+        return typed;
+    }
+
+    /// <summary>The most probable class as a 1-based key (0, ML.NET's missing key, when the probabilities are NaN).</summary>
+    private static uint PredictedKey(ReadOnlySpan<float> probabilities)
+    {
+        int best = -1;
+        for (int i = 0; i < probabilities.Length; i++)
+            if (probabilities[i] > (best < 0 ? float.NegativeInfinity : probabilities[best])) best = i;
+        return (uint)(best + 1);
+    }
+
+    private static ValueGetter<VBuffer<float>> VectorGetter(float[] source, int size, Func<int> row, Action? ensure)
+        => (ref VBuffer<float> value) =>
+        {
+            ensure?.Invoke();
+            var editor = VBufferEditor.Create(ref value, size);
+            source.AsSpan(row() * size, size).CopyTo(editor.Values);
+            value = editor.Commit();
+        };
 }
 
 /// <summary>
@@ -58,7 +143,7 @@ internal sealed class LinformerDataView : IDataView
         private readonly SequenceReader? reader;
         private readonly SequenceBatch? batch;
         private readonly float[]? features;
-        private readonly float[]? scores;
+        private readonly float[]? head;
         private readonly bool[] active;
         private int served;          // rows of the current batch already served
         private long position = -1;
@@ -70,7 +155,8 @@ internal sealed class LinformerDataView : IDataView
             active = new bool[parent.Schema.Count];
             foreach (var c in columnsNeeded) active[c.Index] = true;
             int inputCount = parent.InputColumnCount;
-            bool outputsActive = active.Skip(inputCount).Any(x => x);
+            var activeOutputs = Enumerable.Range(0, active.Length - inputCount).Where(i => active[inputCount + i]).ToList();
+            bool outputsActive = activeOutputs.Count > 0;
             var passThrough = parent.input.Schema.Where(c => active[c.Index]).ToList();
             main = parent.input.GetRowCursor(passThrough);
             if (outputsActive)
@@ -79,7 +165,7 @@ internal sealed class LinformerDataView : IDataView
                 reader = new SequenceReader(b.Input, ahead, b.Vocabulary, b.PaddingTokenId);
                 batch = new SequenceBatch(b.Input, b.BatchSize);
                 features = new float[b.BatchSize * b.Encoder.FeatureSize];
-                scores = b.ScoreColumn is null ? null : new float[b.BatchSize * b.Encoder.ScoreSize];
+                head = b.NeedsHead(activeOutputs) ? new float[b.BatchSize * b.Encoder.HeadSize] : null;
             }
         }
 
@@ -109,7 +195,7 @@ internal sealed class LinformerDataView : IDataView
             batch!.Count = 0;
             while (batch.Count < batch.Capacity && ahead!.MoveNext()) batch.Add(reader!);
             if (batch.Count == 0) throw new InvalidOperationException("The input produced fewer rows for encoding than for its other columns.");
-            parent.binding.Encoder.Encode(batch, features!, scores);
+            parent.binding.Encoder.Encode(batch, features!, head);
             served = 1;
         }
 
@@ -118,21 +204,8 @@ internal sealed class LinformerDataView : IDataView
             if (!active[column.Index]) throw new InvalidOperationException($"Column '{column.Name}' is not active in this cursor.");
             int inputCount = parent.InputColumnCount;
             if (column.Index < inputCount) return main.GetGetter<TValue>(parent.input.Schema[column.Index]);
-            var b = parent.binding;
-            if (column.Index == inputCount)
-                return (ValueGetter<TValue>)(Delegate)VectorGetter(features!, b.Encoder.FeatureSize);
-            if (b.ScoreIsVector) return (ValueGetter<TValue>)(Delegate)VectorGetter(scores!, b.Encoder.ScoreSize);
-            ValueGetter<float> scalar = (ref float value) => value = scores![served - 1];
-            return (ValueGetter<TValue>)(Delegate)scalar;
+            return parent.binding.Getter<TValue>(column, column.Index - inputCount, () => served - 1, features!, head, ensure: null);
         }
-
-        private ValueGetter<VBuffer<float>> VectorGetter(float[] source, int size)
-            => (ref VBuffer<float> value) =>
-            {
-                var editor = VBufferEditor.Create(ref value, size);
-                source.AsSpan((served - 1) * size, size).CopyTo(editor.Values);
-                value = editor.Commit();
-            };
 
         protected override void Dispose(bool disposing)
         {
@@ -181,7 +254,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
         private readonly SequenceReader? reader;
         private readonly SequenceBatch? batch;
         private readonly float[]? features;
-        private readonly float[]? scores;
+        private readonly float[]? head;
         private long computedFor = -1;
 
         public Row(LinformerRowMapper mapper, DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
@@ -191,12 +264,14 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
             active = new bool[mapper.OutputSchema.Count];
             foreach (var c in activeColumns) active[c.Index] = true;
             var b = mapper.binding;
-            if (active.Skip(mapper.InputSchema.Count).Any(x => x))
+            int inputCount = mapper.InputSchema.Count;
+            var activeOutputs = Enumerable.Range(0, active.Length - inputCount).Where(i => active[inputCount + i]).ToList();
+            if (activeOutputs.Count > 0)
             {
                 reader = new SequenceReader(b.Input, input, b.Vocabulary, b.PaddingTokenId);
                 batch = new SequenceBatch(b.Input, 1);
                 features = new float[b.Encoder.FeatureSize];
-                scores = b.ScoreColumn is null ? null : new float[b.Encoder.ScoreSize];
+                head = b.NeedsHead(activeOutputs) ? new float[b.Encoder.HeadSize] : null;
             }
         }
 
@@ -212,7 +287,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
             if (computedFor == input.Position && input.Position >= 0) return;
             batch!.Count = 0;
             batch.Add(reader!);
-            mapper.binding.Encoder.Encode(batch, features!, scores);
+            mapper.binding.Encoder.Encode(batch, features!, head);
             computedFor = input.Position;
         }
 
@@ -220,26 +295,8 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
         {
             int inputCount = mapper.InputSchema.Count;
             if (column.Index < inputCount) return input.GetGetter<TValue>(mapper.InputSchema[column.Index]);
-            var b = mapper.binding;
-            if (column.Index == inputCount)
-            {
-                ValueGetter<VBuffer<float>> f = (ref VBuffer<float> value) => { Ensure(); Fill(ref value, features!); };
-                return (ValueGetter<TValue>)(Delegate)f;
-            }
-            if (b.ScoreIsVector)
-            {
-                ValueGetter<VBuffer<float>> s = (ref VBuffer<float> value) => { Ensure(); Fill(ref value, scores!); };
-                return (ValueGetter<TValue>)(Delegate)s;
-            }
-            ValueGetter<float> scalar = (ref float value) => { Ensure(); value = scores![0]; };
-            return (ValueGetter<TValue>)(Delegate)scalar;
-        }
-
-        private static void Fill(ref VBuffer<float> value, float[] source)
-        {
-            var editor = VBufferEditor.Create(ref value, source.Length);
-            source.CopyTo(editor.Values);
-            value = editor.Commit();
+            if (!active[column.Index]) throw new InvalidOperationException($"Column '{column.Name}' is not active in this row.");
+            return mapper.binding.Getter<TValue>(column, column.Index - inputCount, () => 0, features!, head, Ensure);
         }
     }
 }

@@ -18,11 +18,12 @@ internal static class LinformerModelFormat
         WriteIndented = false,
     };
 
+    // Head: the head's columns (format 1.3); absent in older models, whose head output is ScoreColumn alone.
     private sealed record Document(NetworkSpec Network, InputBinding Input, string OutputColumn, string? ScoreColumn,
-        LinformerOutputKind OutputKind, int Vocabulary, int? PaddingTokenId, int BatchSize);
+        LinformerOutputKind OutputKind, int Vocabulary, int? PaddingTokenId, int BatchSize, HeadColumns? Head = null);
 
     public static string Serialize(NetworkSpec spec, TransformerSettings s)
-        => JsonSerializer.Serialize(new Document(spec, s.Binding, s.OutputColumn, s.ScoreColumn, s.OutputKind, s.Vocabulary, s.PaddingTokenId, s.BatchSize), Json);
+        => JsonSerializer.Serialize(new Document(spec, s.Binding, s.OutputColumn, s.ScoreColumn, s.OutputKind, s.Vocabulary, s.PaddingTokenId, s.BatchSize, s.Head), Json);
 
     /// <summary>The network's settings alone, as JSON (checkpoints compare it).</summary>
     public static string SerializeSpec(NetworkSpec spec) => JsonSerializer.Serialize(spec, Json);
@@ -40,7 +41,19 @@ internal static class LinformerModelFormat
         if (d.Network.Encoder.SequenceLength != d.Input.SequenceLength)
             throw new InvalidDataException($"The Linformer model's stored settings disagree: the encoder's sequence length is {d.Network.Encoder.SequenceLength}, the input column's {d.Input.SequenceLength}.");
         CheckColumnsAndHeads(d);
-        return (d.Network, new TransformerSettings(d.Input, d.OutputColumn, d.ScoreColumn, d.OutputKind, d.Vocabulary, d.PaddingTokenId, d.BatchSize));
+        if (d.Head is { } head) CheckHead(head, d.Network);
+        return (d.Network, new TransformerSettings(d.Input, d.OutputColumn, d.ScoreColumn, d.OutputKind, d.Vocabulary, d.PaddingTokenId, d.BatchSize, d.Head));
+    }
+
+    private static void CheckHead(HeadColumns head, NetworkSpec network)
+    {
+        if (string.IsNullOrEmpty(head.Score) || !Enum.IsDefined(head.Label))
+            throw new InvalidDataException("The Linformer model's settings are incomplete: its head columns have no score column or label kind.");
+        var expected = head.Label == LabelKind.Single ? HeadKind.Regression : HeadKind.Classification;
+        if (network.Head != expected || (head.Label == LabelKind.Key && head.Classes != network.Classes) || (head.Label == LabelKind.Boolean && network.Classes != 2))
+            throw new InvalidDataException($"The Linformer model's stored settings disagree: head columns for a {head.Label} label ({head.Classes} classes), a network with a {network.Head} head ({network.Classes} classes).");
+        if (head.KeyValues is { } keys && (!keys.IsKnownType || keys.Values is null || keys.Values.Length != head.Classes))
+            throw new InvalidDataException($"The Linformer model's stored label key values are invalid: {keys.Values?.Length ?? 0} values of type '{keys.ItemType}' for {head.Classes} classes.");
     }
 
     /// <summary>The settings beyond the encoder's own (<see cref="LinformerEncoderOptions.Validate"/>): columns, heads, batch size.</summary>
