@@ -109,9 +109,9 @@ public sealed class LinformerBadInputTests
         o.LabelColumnName = "Label";
         var data = ml.Data.LoadFromEnumerable(new[] { new KeyVectorLabel() });
         // The schema shape of a chain writes a key column as ML.NET does (Key<UInt32>), the fitted schema with its count.
-        ExpectMessage(() => new EstimatorChain<ITransformer>().Append(ml.Transforms.Linformer(o)).Fit(data),
+        ExpectMessage<ArgumentOutOfRangeException>(() => new EstimatorChain<ITransformer>().Append(ml.Transforms.Linformer(o)).Fit(data),
             "Schema mismatch for label column 'Label': expected Key, Boolean (classification) or Single (regression), got Vector<Key<UInt32>>");
-        ExpectMessage(() => ml.Transforms.Linformer(o).Fit(data),
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(o).Fit(data),
             "Schema mismatch for label column 'Label'", "got Vector<Key<UInt32, 0-2>, 2>");
     }
 
@@ -121,7 +121,7 @@ public sealed class LinformerBadInputTests
         var ml = new MLContext(1);
         var o = Options();
         o.ScoreColumnName = "Score";
-        ExpectMessage(() => ml.Transforms.Linformer(o), "ScoreColumnName ('Score')", "LabelColumnName");
+        ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(o), "ScoreColumnName ('Score')", "LabelColumnName");
     }
 
     [TestMethod]
@@ -134,7 +134,7 @@ public sealed class LinformerBadInputTests
             o.LabelColumnName = "Label";
             o.ScoreColumnName = "Score";
             change(o);
-            ExpectMessage(() => ml.Transforms.Linformer(o), fragments);
+            ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(o), fragments);
         }
         Bad(o => o.ScoreColumnName = "Features", "ScoreColumnName ('Features') must differ from OutputColumnName");
         Bad(o => o.PredictedLabelColumnName = "Score", "PredictedLabelColumnName ('Score') must differ from ScoreColumnName");

@@ -77,7 +77,7 @@ try
         Console.WriteLine($"output: {rows} × Vector<Single, {encoded[0].Length}> = ({rows}, {n}, {c}), as PyTorch's");
         Console.WriteLine($"max |ML.NET (saved and loaded) - PyTorch| = {maxDifference:E2} over {rows * n * c:N0} values");
         Console.WriteLine($"model: {modelPath} ({new FileInfo(modelPath).Length / 1024.0:F0} KiB)");
-        return maxDifference < 1e-4 ? 0 : 1;
+        return maxDifference < 1e-6 ? 0 : 1;
     }
     finally { (loaded as IDisposable)?.Dispose(); }
 }

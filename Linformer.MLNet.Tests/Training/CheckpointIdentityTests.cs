@@ -60,6 +60,8 @@ public sealed class CheckpointIdentityTests
         // Options that do not change what training computes after a resume.
         ["OutputColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
         ["ScoreColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
+        ["ProbabilityColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
+        ["PredictedLabelColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
         ["OutputKind"] = (Role.NotNeeded, "pooling of the transformer's output; training pools by mean"),
         ["Progress"] = (Role.NotNeeded, "reporting only"),
         ["CancellationToken"] = (Role.NotNeeded, "stopping only"),
