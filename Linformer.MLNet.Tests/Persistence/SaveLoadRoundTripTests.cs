@@ -14,12 +14,7 @@ public sealed class SaveLoadRoundTripTests : ModelZipTestBase
     [TestMethod]
     public void SaveThenLoad_NewMLContextSameProcess_GivesIdenticalValues()
     {
-        var saver = new MLContext(seed: 1);
-        var data = LoadInputs(saver);
-        var original = new AddConstantTransformer(InputColumn, OutputColumn, Constant);
-        var expected = Compute(saver, original, data);
-        var path = Path.Combine(TempDirectory, "model.zip");
-        saver.Model.Save(original, data.Schema, path);
+        var (path, expected) = SaveAddConstant();
 
         var loader = new MLContext(seed: 2);
         var loaded = loader.Model.Load(path, out var inputSchema);
@@ -55,12 +50,7 @@ public sealed class SaveLoadRoundTripTests : ModelZipTestBase
     [TestMethod]
     public void SaveThenLoad_InANewProcess_GivesIdenticalValues()
     {
-        var saver = new MLContext(seed: 1);
-        var data = LoadInputs(saver);
-        var original = new AddConstantTransformer(InputColumn, OutputColumn, Constant);
-        var expected = Compute(saver, original, data);
-        var path = Path.Combine(TempDirectory, "model.zip");
-        saver.Model.Save(original, data.Schema, path);
+        var (path, expected) = SaveAddConstant();
 
         var run = RunModelLoadHost(path);
 
@@ -75,6 +65,18 @@ public sealed class SaveLoadRoundTripTests : ModelZipTestBase
     {
         [ColumnName(OutputColumn)]
         public float Shifted { get; set; }
+    }
+
+    /// <summary>Saves an <see cref="AddConstantTransformer"/> to model.zip; returns the path and its values before saving.</summary>
+    private (string Path, (float[] Transform, float[] Predict) Expected) SaveAddConstant()
+    {
+        var saver = new MLContext(seed: 1);
+        var data = LoadInputs(saver);
+        var original = new AddConstantTransformer(InputColumn, OutputColumn, Constant);
+        var expected = Compute(saver, original, data);
+        var path = Path.Combine(TempDirectory, "model.zip");
+        saver.Model.Save(original, data.Schema, path);
+        return (path, expected);
     }
 
     private static (float[] Transform, float[] Predict) Compute(MLContext mlContext, ITransformer model, IDataView data)
