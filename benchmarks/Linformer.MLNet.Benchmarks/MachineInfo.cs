@@ -1,88 +1,41 @@
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using static TorchSharp.torch;
 
 namespace Linformer.MLNet.Benchmarks;
 
-/// <summary>What the numbers were measured on: read from the running system, never typed in.</summary>
-internal sealed record MachineInfo(string Cpu, int LogicalCores, int TorchThreads, string Memory, string OperatingSystem,
-    string DotNet, string TorchSharp, string LibTorch, string LoadAverageAtStart, DateTime StartedUtc)
+/// <summary>What the numbers were measured on, read from the running system, for the log and the tables' file.</summary>
+internal static class MachineInfo
 {
-    public static MachineInfo Read() => new(
-        Cpu: CpuModel(),
-        LogicalCores: Environment.ProcessorCount,
-        TorchThreads: get_num_threads(),
-        Memory: TotalMemory(),
-        OperatingSystem: OsName(),
-        DotNet: RuntimeInformation.FrameworkDescription,
-        TorchSharp: typeof(TorchSharp.torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
-            ?? typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "unknown",
-        LibTorch: LibTorchPackage(),
-        LoadAverageAtStart: LoadAverage(),
-        StartedUtc: DateTime.UtcNow);
+    /// <summary>CPU (with its SIMD flags), cores, libtorch threads, memory, OS, .NET and TorchSharp in one line.</summary>
+    public static string Describe()
+    {
+        string torchSharp = typeof(TorchSharp.torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "?";
+        return $"{Cpu()}, {Environment.ProcessorCount} logical cores, {get_num_threads()} libtorch threads, {Memory()}, " +
+               $"{RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}, TorchSharp {torchSharp}";
+    }
 
     /// <summary>The 1-, 5- and 15-minute load averages (<c>/proc/loadavg</c>): other work on the machine shows here.</summary>
-    public static string LoadAverage()
-    {
-        try { return string.Join(" / ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return "n/a"; }
-    }
+    public static string LoadAverage() => Read("/proc/loadavg", text => string.Join(" / ", text.Split(' ').Take(3)));
 
-    private static string CpuModel()
+    private static string Cpu() => Read("/proc/cpuinfo", text =>
     {
-        try
-        {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line is not null)
-            {
-                var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
-                var simd = new[] { "avx512f", "avx2", "fma" }.Where(f => flags.Split(' ').Contains(f));
-                return $"{line[(line.IndexOf(':') + 1)..].Trim()} ({string.Join(", ", simd)})";
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        return RuntimeInformation.ProcessArchitecture.ToString();
-    }
+        var lines = text.Split('\n');
+        string model = lines.First(l => l.StartsWith("model name", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
+        var flags = lines.First(l => l.StartsWith("flags", StringComparison.Ordinal)).Split(' ');
+        return $"{model} ({string.Join(", ", new[] { "avx512f", "avx512_bf16", "avx2", "fma" }.Where(flags.Contains))})";
+    }, RuntimeInformation.ProcessArchitecture.ToString());
 
-    private static string TotalMemory()
+    private static string Memory() => Read("/proc/meminfo", text =>
     {
-        try
-        {
-            var line = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
-            long kb = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
-            return $"{kb / 1024.0 / 1024.0:F1} GiB";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { return "n/a"; }
-    }
+        long kb = long.Parse(text.Split('\n')[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        return $"{kb / 1024.0 / 1024.0:F1} GiB";
+    });
 
-    private static string OsName()
+    private static string Read(string path, Func<string, string> parse, string fallback = "n/a")
     {
-        string kernel = RuntimeInformation.OSDescription;
-        try { kernel = $"Linux {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}"; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        try
-        {
-            var pretty = File.ReadLines("/etc/os-release").FirstOrDefault(l => l.StartsWith("PRETTY_NAME=", StringComparison.Ordinal));
-            if (pretty is not null) return $"{pretty["PRETTY_NAME=".Length..].Trim('"')} ({kernel})";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        return kernel;
-    }
-
-    /// <summary>The libtorch native package this program was built against, from its deps.json (libtorch has no version call in TorchSharp).</summary>
-    private static string LibTorchPackage()
-    {
-        try
-        {
-            string deps = Path.Combine(AppContext.BaseDirectory, Assembly.GetEntryAssembly()!.GetName().Name + ".deps.json");
-            using var doc = JsonDocument.Parse(File.ReadAllText(deps));
-            var names = doc.RootElement.GetProperty("libraries").EnumerateObject().Select(p => p.Name)
-                .Where(n => n.StartsWith("libtorch-cpu", StringComparison.OrdinalIgnoreCase)).ToList();
-            var platform = names.FirstOrDefault(n => n.Contains("linux-x64", StringComparison.OrdinalIgnoreCase)) ?? names.FirstOrDefault();
-            if (platform is not null) return platform.Replace('/', ' ');
-        }
-        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException) { }
-        return "unknown";
+        try { return parse(File.ReadAllText(path)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or IndexOutOfRangeException or FormatException) { return fallback; }
     }
 }

@@ -52,7 +52,7 @@ internal sealed record FitThroughputResult(MlNetModel Model, int Rows, int Epoch
 /// the throughput of <c>Fit</c> against a hand-written training loop. Each comparison runs both sides in the same
 /// process, in turns (A B B A …), so that a slow phase of the shared machine falls on both alike.
 /// </summary>
-internal static class MlNetBenchmarks
+internal sealed partial class MlNetBenchmarks : IBenchmarkSection
 {
     public sealed class TokenRow
     {
@@ -71,34 +71,36 @@ internal static class MlNetBenchmarks
         public float[] Features { get; set; } = [];
     }
 
-    public static void Run(RunProfile profile, CaseFilter filter, BenchmarkResults results, TextWriter log)
+    public List<TransformOverheadResult> TransformOverheads { get; } = [];
+    public List<PredictLatencyResult> PredictLatencies { get; } = [];
+    public List<FitThroughputResult> FitThroughputs { get; } = [];
+
+    public IEnumerable<string> CaseIds(RunProfile profile) => profile.MlNet.CaseIds();
+
+    public void Run(BenchmarkRun run)
     {
-        var s = profile.MlNet;
-        foreach (var model in s.Transform)
+        var s = run.Profile.MlNet;
+        var log = run.Log;
+        foreach (var model in s.Transform.Where(m => run.Filter.Matches(MlNetSettings.TransformId(m))))
         {
-            if (!filter.Matches(MlNetSettings.TransformId(model))) continue;
-            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+            run.WaitForQuiet();
             var r = TransformOverhead(model, s.TransformRows, s.TransformRounds);
-            results.TransformOverheads.Add(r);
-            log.WriteLine($"{MlNetSettings.TransformId(model)}: ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, " +
-                          $"ratio {r.Ratio:F3} (rounds: {string.Join(", ", r.PairedRatios.Select(x => x.ToString("F3")))}); " +
-                          $"read rows {r.ReadRows.MedianMs:F1} ms, build tensors {r.BuildTensors.MedianMs:F1} ms, raw {r.Raw.MedianMs:F1} ms, ML.NET {r.MlNet.MedianMs:F1} ms per pass");
+            TransformOverheads.Add(r);
+            log.WriteLine($"{MlNetSettings.TransformId(model)}: ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
         }
-        if (filter.Matches(MlNetSettings.PredictId(s.Predict)))
+        if (run.Filter.Matches(MlNetSettings.PredictId(s.Predict)))
         {
-            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+            run.WaitForQuiet();
             var r = PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock);
-            results.PredictLatencies.Add(r);
-            log.WriteLine($"{MlNetSettings.PredictId(s.Predict)}: PredictionEngine median {r.Engine.MedianMs:F3} ms (p95 {r.Engine.Percentile(0.95):F3}), " +
-                          $"raw median {r.Raw.MedianMs:F3} ms (p95 {r.Raw.Percentile(0.95):F3}), ratio {r.Ratio:F3}");
+            PredictLatencies.Add(r);
+            log.WriteLine($"{MlNetSettings.PredictId(s.Predict)}: PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
         }
-        if (filter.Matches(MlNetSettings.FitId(s.Fit)))
+        if (run.Filter.Matches(MlNetSettings.FitId(s.Fit)))
         {
-            Quiet.WaitForQuiet(profile.QuietWaitSeconds, profile.QuietThreshold, log);
+            run.WaitForQuiet();
             var r = FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds);
-            results.FitThroughputs.Add(r);
-            log.WriteLine($"{MlNetSettings.FitId(s.Fit)}: Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3} " +
-                          $"(rounds: {string.Join(", ", r.PairedRatios.Select(x => x.ToString("F3")))}); per step {r.FitStep.MedianMs:F1} ms vs {r.RawStep.MedianMs:F1} ms");
+            FitThroughputs.Add(r);
+            log.WriteLine($"{MlNetSettings.FitId(s.Fit)}: Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
         }
     }
 

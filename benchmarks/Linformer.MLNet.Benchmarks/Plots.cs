@@ -7,26 +7,21 @@ internal static class Plots
 {
     public const int Width = 900, Height = 560;
 
-    /// <summary>Writes the four plots into <paramref name="imageDirectory"/>; returns their file names.</summary>
-    public static IReadOnlyList<(string File, string Caption)> Write(BenchmarkResults results, string imageDirectory)
+    /// <summary>Writes benchmarks-{inference,training}-{time,memory}.png into <paramref name="imageDirectory"/>, those that have data.</summary>
+    public static void Write(LayerBenchmarks results, RunProfile profile, string imageDirectory)
     {
-        Directory.CreateDirectory(imageDirectory);
-        var written = new List<(string, string)>();
         foreach (var mode in new[] { Mode.Inference, Mode.Training })
         {
             string m = mode.ToString().ToLowerInvariant();
             string what = mode == Mode.Inference ? "inference (eval, no_grad)" : "one training step (forward + backward)";
-            if (Plot(results, mode, r => r.MedianMs, "median time (ms)", $"Encoder layer, {what}: time vs N",
-                    Path.Combine(imageDirectory, $"benchmarks-{m}-time.png")))
-                written.Add(($"benchmarks-{m}-time.png", $"Time vs N, {what}, log–log"));
-            if (Plot(results, mode, r => r.PeakMiB, "peak extra memory (MiB)", $"Encoder layer, {what}: peak memory vs N",
-                    Path.Combine(imageDirectory, $"benchmarks-{m}-memory.png")))
-                written.Add(($"benchmarks-{m}-memory.png", $"Peak memory vs N, {what}, log–log"));
+            Plot(results, profile, mode, r => r.MedianMs, "median time (ms)", $"Encoder layer, {what}: time vs N",
+                Path.Combine(imageDirectory, $"benchmarks-{m}-time.png"));
+            Plot(results, profile, mode, r => r.PeakMiB, "peak extra memory (MiB)", $"Encoder layer, {what}: peak memory vs N",
+                Path.Combine(imageDirectory, $"benchmarks-{m}-memory.png"));
         }
-        return written;
     }
 
-    private static bool Plot(BenchmarkResults results, Mode mode, Func<LayerResult, double?> value, string yLabel, string title, string path)
+    private static void Plot(LayerBenchmarks results, RunProfile profile, Mode mode, Func<LayerResult, double?> value, string yLabel, string title, string path)
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
@@ -52,9 +47,9 @@ internal static class Plots
             xs.AddRange(points.Select(p => p.X));
             ys.AddRange(points.Select(p => p.Y));
         }
-        if (xs.Count == 0) return false;
+        if (xs.Count == 0) return;
 
-        var xTicks = results.Profile.SequenceLengths.Select(n => (double)n).ToArray();
+        var xTicks = profile.SequenceLengths.Select(n => (double)n).ToArray();
         plot.Axes.Bottom.SetTicks(xTicks.Select(Math.Log10).ToArray(), xTicks.Select(n => n.ToString("0", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
         var (yPositions, yLabels) = DecadeTicks(ys.Min(), ys.Max());
         plot.Axes.Left.SetTicks(yPositions, yLabels);
@@ -64,8 +59,8 @@ internal static class Plots
         plot.XLabel("sequence length N (log scale)");
         plot.YLabel($"{yLabel} (log scale)");
         plot.ShowLegend(Alignment.UpperLeft);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         plot.SavePng(path, Width, Height);
-        return true;
     }
 
     /// <summary>Ticks at 1, 2 and 5 times each power of ten inside [lo, hi] (log10 units).</summary>

@@ -1,16 +1,19 @@
+using System.Diagnostics;
 using System.Globalization;
 using Linformer.MLNet.Benchmarks;
 
-// Linformer encoder-layer benchmarks: see docs/benchmarks.md (written by this program) for what and how.
-//   dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke] [--out DIR] [--update-docs]
-//       [--device cpu|cuda[:i]] [--libtorch DIR] [--list]
+// Linformer encoder-layer benchmarks; docs/benchmarks.md says what is measured and how. This program writes the
+// result tables (and plots); the page's text is written by people.
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+// The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
+IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks()];
+
 var patterns = new List<string>();
 bool quick = false, smoke = false, list = false, updateDocs = false;
-string? outDirectory = null, libtorch = null;
+string? outDirectory = null, page = null, libtorch = null;
 string device = "cpu";
 for (int i = 0; i < args.Length; i++)
 {
@@ -19,126 +22,102 @@ for (int i = 0; i < args.Length; i++)
         case "--quick": quick = true; break;
         case "--smoke": smoke = true; break;
         case "--list": list = true; break;
-        case "--out" when i + 1 < args.Length: outDirectory = args[++i]; break;
         case "--update-docs": updateDocs = true; break;
+        case "--page" when i + 1 < args.Length: page = args[++i]; break;
+        case "--out" when i + 1 < args.Length: outDirectory = args[++i]; break;
         case "--device" when i + 1 < args.Length: device = args[++i]; break;
         case "--libtorch" when i + 1 < args.Length: libtorch = args[++i]; break;
         case "--help" or "-h": return Usage(Console.Out, 0);
-        case var a when a.StartsWith("--", StringComparison.Ordinal):
-            Console.Error.WriteLine($"Unknown option {a}.");
-            return Usage(Console.Error, 2);
+        case var a when a.StartsWith("--", StringComparison.Ordinal): return Usage(Console.Error, 2, $"Unknown option {a}.");
         default: patterns.Add(args[i]); break;
     }
 }
-if (quick && smoke)
-{
-    Console.Error.WriteLine("--quick and --smoke exclude each other.");
-    return Usage(Console.Error, 2);
-}
+if (quick && smoke) return Usage(Console.Error, 2, "--quick and --smoke exclude each other.");
 var profile = smoke ? RunProfile.Smoke : quick ? RunProfile.Quick : RunProfile.Full;
+if (updateDocs && page is not null) return Usage(Console.Error, 2, "Give --update-docs or --page FILE, not both.");
+if (updateDocs && profile != RunProfile.Full)
+    return Usage(Console.Error, 2, $"--update-docs writes the full profile's numbers only; with --{profile.Name} give --page FILE.");
 if (patterns.Count == 0 && (smoke || list)) patterns.Add("*");
-if (patterns.Count == 0)
-{
-    Console.Error.WriteLine("Give a filter: '*' for everything, or e.g. layer/inference, matmul, profile.");
-    return Usage(Console.Error, 2);
-}
+if (patterns.Count == 0) return Usage(Console.Error, 2, "Give a filter: '*' for everything, or e.g. layer/inference, matmul, profile, overhead, fit.");
 var filter = new CaseFilter(patterns);
-
-if (updateDocs && filter.SelectsAll)
-{
-    Console.Error.WriteLine("--update-docs updates the sections of a partial run; a run of '*' rewrites the whole page anyway.");
-    return Usage(Console.Error, 2);
-}
-if (updateDocs && outDirectory is null && profile != RunProfile.Full)
-{
-    Console.Error.WriteLine($"--update-docs writes into docs/benchmarks.md only with the full profile; with --{profile.Name} give --out DIR.");
-    return Usage(Console.Error, 2);
-}
 
 if (list)
 {
-    foreach (var id in CaseIds(profile).Where(filter.Matches)) Console.WriteLine(id);
+    foreach (var id in sections.SelectMany(s => s.CaseIds(profile)).Where(filter.Matches)) Console.WriteLine(id);
     return 0;
 }
-
-// The documented page is rewritten only by the documented run (full profile, everything selected); any other run
-// writes beside it in a temporary folder unless told where.
-string target = outDirectory ?? (profile == RunProfile.Full && filter.SelectsAll
-    ? Path.Combine(RepositoryRoot(), "docs")
-    : Path.Combine(Path.GetTempPath(), $"linformer-benchmarks-{profile.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
-target = Path.GetFullPath(target);
-
+if (updateDocs) page = Path.Combine(RepositoryRoot(), "docs", "benchmarks.md");
+if (page is not null && !File.Exists(page)) return Usage(Console.Error, 2, $"{Path.GetFullPath(page)} does not exist.");
 if (BenchDevice.Select(device, libtorch) is { } deviceError)
 {
     Console.Error.WriteLine(deviceError);
     return 3;
 }
 
-if (updateDocs)
+string output = Path.GetFullPath(outDirectory ?? Path.Combine(Path.GetTempPath(), $"linformer-benchmarks-{profile.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+string command = $"{string.Join(" ", patterns.Select(p => p.Contains('*') ? $"'{p}'" : p))}{(profile == RunProfile.Full ? "" : $" --{profile.Name}")}";
+var run = new BenchmarkRun(profile, filter, Console.Out);
+var clock = Stopwatch.StartNew();
+Console.WriteLine($"{command}: profile {profile.Name}, C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
+                  $"N={string.Join(",", profile.SequenceLengths)}; {MachineInfo.Describe()}; load average {MachineInfo.LoadAverage()}");
+Quiet.BudgetSeconds = profile.QuietWaitBudgetSeconds;
+foreach (var section in sections) section.Run(run);
+Console.WriteLine($"done in {clock.Elapsed.TotalMinutes:F1} min; load average {MachineInfo.LoadAverage()}");
+
+// Every table of the run goes into tables.md first, so that nothing measured is lost if the page cannot be updated.
+string provenance = $"<!-- measured by `{command}` on {run.StartedUtc:yyyy-MM-dd HH:mm} UTC, {BenchDevice.Describe} -->\n";
+var tables = sections.SelectMany(s => s.Tables(run)).Select(t => t with { Markdown = provenance + t.Markdown }).ToList();
+Directory.CreateDirectory(output);
+Markdown.WriteTables(Path.Combine(output, "tables.md"), $"# Benchmark tables\n\n`{command}` on {run.StartedUtc:yyyy-MM-dd HH:mm} (UTC), " +
+    $"{clock.Elapsed.TotalMinutes:F1} min; {MachineInfo.Describe()}; device {BenchDevice.Describe}.", tables);
+Console.WriteLine($"tables: {Path.Combine(output, "tables.md")}");
+int status = 0;
+if (page is not null)
 {
-    // Only the sections this run measured are replaced; the rest of the page (and its plots) stays as it was.
-    string page = Path.GetFullPath(Path.Combine(outDirectory ?? Path.Combine(RepositoryRoot(), "docs"), "benchmarks.md"));
-    if (!File.Exists(page))
+    try
     {
-        Console.Error.WriteLine($"--update-docs: {page} does not exist; run '*' first (or give --out DIR holding a benchmarks.md).");
-        return 2;
+        Markdown.UpdatePage(page, tables);
+        Console.WriteLine($"page:   {Path.GetFullPath(page)} ({string.Join(", ", tables.Select(t => t.Name))})");
     }
-    var partial = BenchmarkRun.Execute(profile, filter, Console.Out);
-    var updated = Report.Update(partial, page);
-    Console.WriteLine($"report: {page} (updated: {string.Join(", ", updated)})");
-    return 0;
+    catch (InvalidDataException e)
+    {
+        Console.Error.WriteLine($"{e.Message} The tables are in {Path.Combine(output, "tables.md")}.");
+        (page, status) = (null, 4);
+    }
 }
-
-var results = BenchmarkRun.Execute(profile, filter, Console.Out);
-const string imageFolder = "images";
-var plots = Plots.Write(results, Path.Combine(target, imageFolder));
-string report = Path.Combine(target, "benchmarks.md");
-Report.Write(results, report, plots, imageFolder);
-Console.WriteLine($"report: {report}");
-foreach (var (file, _) in plots) Console.WriteLine($"plot:   {Path.Combine(target, imageFolder, file)}");
-return 0;
-
-static IEnumerable<string> CaseIds(RunProfile profile)
-{
-    yield return $"matmul/{profile.MatmulSize}";
-    foreach (int n in profile.SequenceLengths)
-        foreach (var model in ModelSpec.All(profile))
-            foreach (var mode in new[] { Mode.Inference, Mode.Training })
-                yield return new LayerResult(mode, model, n, null, null, null, null).Id;
-    foreach (var (model, n) in BenchmarkRun.ProfileCases(profile))
-        yield return BenchmarkRun.ProfileId(model, n);
-    foreach (var id in profile.MlNet.CaseIds()) yield return id;
-}
+string images = Path.Combine(page is null ? output : Path.GetDirectoryName(Path.GetFullPath(page))!, "images");
+foreach (var section in sections) section.WritePlots(run, images);
+Console.WriteLine($"plots:  {images}");
+return status;
 
 static string RepositoryRoot()
 {
     foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Linformer.MLNet.sln"))) return dir.FullName;
-    throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; pass --out DIR.");
+    throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; use --page FILE.");
 }
 
-static int Usage(TextWriter w, int code)
+static int Usage(TextWriter w, int code, string? error = null)
 {
+    if (error is not null) w.WriteLine(error);
     w.WriteLine("""
         usage: dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke]
-                   [--out DIR] [--update-docs] [--device cpu|cuda[:i]] [--libtorch DIR] [--list]
+                   [--out DIR] [--update-docs | --page FILE] [--device cpu|cuda[:i]] [--libtorch DIR] [--list]
 
           <filter>  glob patterns over case ids, case-insensitive; a pattern also selects the cases below it:
-                    '*'  everything                 layer/inference   all inference cases
-                    matmul                          layer/*/linformer-k128-*/4096
-                    profile                         overhead (ML.NET Transform and PredictionEngine)
-                    fit (ML.NET training)           (--list prints the ids)
+                    '*' (everything), matmul, layer/inference, layer/*/linformer-k128-*/4096, profile,
+                    overhead (ML.NET Transform and PredictionEngine), fit (ML.NET training); --list prints the ids
           --quick   N = 1024, 2048, 4096 and fewer repetitions: a few minutes on 2 cores
-          --smoke   tiny sizes, every code path (report and plots too), seconds; filter defaults to '*'
-          --out DIR where to write benchmarks.md and images/. Default: docs/ for the full run with '*',
-                    a new temporary folder otherwise
-          --update-docs  replace only the sections this (partial, full-profile) run measured in docs/benchmarks.md
-                    (or DIR/benchmarks.md with --out), keeping the other sections and their run's date and machine
-          --device  cpu (default) or cuda[:i]; cuda needs a CUDA libtorch (see docs/benchmarks.md, GPU); exits
-                    with 3 and a message when it is not available
+          --smoke   tiny sizes, every code path (tables and plots too), seconds; filter defaults to '*'
+          --out DIR where tables.md (and, without a page, images/) go; default: a new temporary folder
+          --update-docs  replace the tables this run measured in docs/benchmarks.md, and its plots in docs/images/
+                    (full profile only); the text around them is not touched
+          --page FILE    the same for another page (any profile); plots go to images/ beside it
+          --device  cpu (default) or cuda[:i]; exits with 3 and a message when CUDA is not available
           --libtorch DIR  load libtorch's libraries from DIR (a libtorch download's lib/) before TorchSharp does
           --list    print the case ids the filter selects and exit
+        A table whose markers (<!-- table:NAME --> ... <!-- /table:NAME -->) the page lacks stops the update with exit code 4.
         """);
     return code;
 }
