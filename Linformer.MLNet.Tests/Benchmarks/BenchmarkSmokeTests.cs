@@ -1,10 +1,12 @@
+using System.Text.RegularExpressions;
 using Linformer.MLNet.Tests.Examples;
 
 namespace Linformer.MLNet.Tests.Benchmarks;
 
 /// <summary>
 /// The benchmark program's smoke mode (tiny sizes, every code path: layer cases, profile, ML.NET overhead and training
-/// throughput, report and plots) runs from its built dll and writes its outputs. No timing is checked.
+/// throughput, tables and plots) runs from its built dll, writes every table docs/benchmarks.md has a place for, and
+/// replaces only the marked tables of a page. No timing is checked.
 /// </summary>
 [TestClass]
 public sealed class BenchmarkSmokeTests
@@ -19,64 +21,90 @@ public sealed class BenchmarkSmokeTests
         return dll;
     }
 
-    [TestMethod]
-    public void SmokeRunWritesTheReportWithEverySectionAndThePlots()
+    private static string NewFolder(string what)
     {
-        var output = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-smoke-{Guid.NewGuid():N}");
+        var folder = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-{what}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        return folder;
+    }
+
+    /// <summary>The names of the marked tables in a page or tables file, in order.</summary>
+    private static List<string> TableNames(string markdown)
+        => Regex.Matches(markdown, @"<!-- table:([a-z0-9-]+) -->\n(?:.|\n)*?<!-- /table:\1 -->").Select(m => m.Groups[1].Value).ToList();
+
+    [TestMethod]
+    public void SmokeRunWritesEveryTableOfThePageAndItsPlots()
+    {
+        var output = NewFolder("smoke");
         try
         {
             var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["--smoke", "--out", output], TimeSpan.FromMinutes(5));
             TestContext.WriteLine(result.Output + result.Error);
             Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
 
-            var report = Path.Combine(output, "benchmarks.md");
-            Assert.IsTrue(File.Exists(report), "benchmarks.md was not written");
-            string text = File.ReadAllText(report);
-            foreach (var heading in new[] { "## Summary", "## Inference: time and peak memory", "## Where the time goes", "## ML.NET overhead",
-                         "## Training throughput", "## GPU" })
-                StringAssert.Contains(text, heading);
-            StringAssert.Contains(text, "### Transform throughput");
-            StringAssert.Contains(text, "### PredictionEngine latency");
-            StringAssert.Contains(text, "Fit ÷ raw throughput");
+            var page = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "benchmarks.md"));
+            var written = TableNames(File.ReadAllText(Path.Combine(output, "tables.md")));
+            var onPage = TableNames(page);
+            Assert.HasCount(onPage.Distinct().Count(), onPage, "a table is marked twice on docs/benchmarks.md");
+            CollectionAssert.AreEquivalent(onPage, written, "the smoke run's tables and the marked tables of docs/benchmarks.md differ");
 
-            var images = Directory.GetFiles(Path.Combine(output, "images"), "*.png");
-            Assert.IsNotEmpty(images, "no plot was written");
-            foreach (var png in images)
+            foreach (Match link in Regex.Matches(page, @"\]\(images/([^)]+\.png)\)"))
             {
-                var bytes = File.ReadAllBytes(png);
-                Assert.IsGreaterThan(8, bytes.Length, png);
-                CollectionAssert.AreEqual(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes.Take(4).ToArray(), $"{png} is not a PNG");
+                var png = Path.Combine(output, "images", link.Groups[1].Value);
+                Assert.IsTrue(File.Exists(png), $"the page shows {link.Groups[1].Value}, which the smoke run did not write");
+                CollectionAssert.AreEqual(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(png).Take(4).ToArray(), $"{png} is not a PNG");
             }
         }
         finally
         {
-            if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
+            Directory.Delete(output, recursive: true);
         }
     }
 
     [TestMethod]
-    public void UpdateDocsReplacesOnlyTheMeasuredSections()
+    public void PageUpdateReplacesOnlyTheMeasuredTables()
     {
-        var output = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-update-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(output);
+        var folder = NewFolder("page");
         try
         {
-            var page = Path.Combine(output, "benchmarks.md");
-            File.WriteAllText(page, "# Benchmarks\n\nheader\n\n## Summary\n\n- kept\n\n## ML.NET overhead\n\n*Pending.*\n\n## Training throughput\n\n*Pending.*\n\n## Last\n\nkept too\n");
-            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["fit", "--smoke", "--update-docs", "--out", output], TimeSpan.FromMinutes(5));
+            var page = Path.Combine(folder, "page.md");
+            File.WriteAllText(page, "# Page\n\nWritten by hand: 1.23×.\n\n<!-- table:fit -->\nold fit\n<!-- /table:fit -->\n\nbetween\n\n" +
+                                    "<!-- table:predict -->\nold predict\n<!-- /table:predict -->\n\nend\n");
+            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["fit", "--smoke", "--page", page, "--out", Path.Combine(folder, "out")], TimeSpan.FromMinutes(5));
             Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
+
             string text = File.ReadAllText(page);
-            StringAssert.Contains(text, "- kept");
-            StringAssert.Contains(text, "## Last\n\nkept too");
-            StringAssert.Contains(text, "Fit ÷ raw throughput");
-            StringAssert.Contains(text, "Sections from later runs");
-            StringAssert.Contains(text, "## ML.NET overhead\n\n*Pending.*");   // not measured by this run: left as it was
-            StringAssert.Contains(text, "## GPU");
-            Assert.AreEqual(text.IndexOf("## Training throughput", StringComparison.Ordinal), text.LastIndexOf("## Training throughput", StringComparison.Ordinal));
+            StringAssert.StartsWith(text, "# Page\n\nWritten by hand: 1.23×.\n\n<!-- table:fit -->\n<!-- measured by `fit --smoke` on ");
+            StringAssert.Contains(text, "| `Fit` | ");
+            Assert.DoesNotContain("old fit", text);
+            StringAssert.EndsWith(text, "<!-- /table:fit -->\n\nbetween\n\n<!-- table:predict -->\nold predict\n<!-- /table:predict -->\n\nend\n");
         }
         finally
         {
-            Directory.Delete(output, recursive: true);
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void APageWithoutTheMarkersOfAMeasuredTableIsLeftAsItWas()
+    {
+        var folder = NewFolder("nomarker");
+        try
+        {
+            var page = Path.Combine(folder, "page.md");
+            const string before = "# Page\n\n<!-- table:predict -->\nold predict\n<!-- /table:predict -->\n";
+            File.WriteAllText(page, before);
+            var output = Path.Combine(folder, "out");
+            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["fit", "--smoke", "--page", page, "--out", output], TimeSpan.FromMinutes(5));
+            Assert.AreEqual(4, result.ExitCode, result.Output + result.Error);
+            StringAssert.Contains(result.Error, "'<!-- table:fit -->'");
+            Assert.AreEqual(before, File.ReadAllText(page));
+            // Nothing measured is lost: the table is in tables.md.
+            CollectionAssert.AreEqual(new[] { "fit" }, TableNames(File.ReadAllText(Path.Combine(output, "tables.md"))));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 

@@ -76,16 +76,18 @@ internal sealed record MlNetSettings
         FitRounds = 2,
     };
 
+    private static readonly MlNetModel TinyTokens = new("tokens", 32, 100, 0, 16, 8, 2, 1, 32, 4);
+
     public static MlNetSettings Smoke { get; } = new()
     {
-        Transform = [new("tokens", 32, 100, 0, 16, 8, 2, 1, 32, 4), new("floats", 32, 0, 2, 16, 8, 2, 1, 32, 4)],
+        Transform = [TinyTokens, new("floats", 32, 0, 2, 16, 8, 2, 1, 32, 4)],
         TransformRows = 10,
         TransformRounds = 1,
-        Predict = new("tokens", 32, 100, 0, 16, 8, 2, 1, 32, 4),
+        Predict = TinyTokens,
         PredictWarmups = 1,
         PredictCalls = 4,
         PredictBlock = 2,
-        Fit = new("tokens", 32, 100, 0, 16, 8, 2, 1, 32, 4),
+        Fit = TinyTokens,
         FitRows = 10,
         FitEpochs = 1,
         FitRounds = 1,

@@ -20,7 +20,7 @@ internal sealed record ModelSpec(ModelKind Kind, int ProjectedLength = 0, Parame
 {
     public string Id => Kind switch
     {
-        ModelKind.Linformer => $"linformer-k{ProjectedLength}-{SharingName}",
+        ModelKind.Linformer => $"linformer-k{ProjectedLength}-{Sharing.ToString().ToLowerInvariant()}",
         ModelKind.FullFused => "full-fused",
         ModelKind.TorchEncoderLayer => "torch-encoder-layer",
         _ => throw new InvalidOperationException(),
@@ -28,31 +28,13 @@ internal sealed record ModelSpec(ModelKind Kind, int ProjectedLength = 0, Parame
 
     public string Label => Kind switch
     {
-        ModelKind.Linformer => $"Linformer k={ProjectedLength} ({SharingName})",
+        ModelKind.Linformer => $"Linformer k={ProjectedLength} ({Sharing.ToString().ToLowerInvariant()})",
         ModelKind.FullFused => "Full attention, fused SDPA (ours)",
         ModelKind.TorchEncoderLayer => "nn.TransformerEncoderLayer",
         _ => throw new InvalidOperationException(),
     };
 
-    /// <summary>Short column header for tables.</summary>
-    public string Short => Kind switch
-    {
-        ModelKind.Linformer => $"Lin k={ProjectedLength} {SharingName}",
-        ModelKind.FullFused => "full fused",
-        ModelKind.TorchEncoderLayer => "torch TEL",
-        _ => throw new InvalidOperationException(),
-    };
-
     public bool IsFull => Kind != ModelKind.Linformer;
-
-    private string SharingName => Sharing switch
-    {
-        ParameterSharing.Layerwise => "layerwise",
-        ParameterSharing.None => "none",
-        ParameterSharing.Headwise => "headwise",
-        ParameterSharing.KeyValue => "kv",
-        _ => Sharing.ToString().ToLowerInvariant(),
-    };
 
     /// <summary>The compared models for a profile: Linformer for every k with layerwise and no sharing, then the two full-attention baselines.</summary>
     public static IReadOnlyList<ModelSpec> All(RunProfile profile)
@@ -86,8 +68,6 @@ internal sealed class ModelUnderTest : IDisposable
 
     /// <summary>The Linformer encoder, when the model is one (the profile reads its layer's weights).</summary>
     public LinformerEncoder? Encoder => module as LinformerEncoder;
-
-    public long ParameterCount => module.parameters().Sum(p => p.numel());
 
     /// <param name="x">(B, N, C)</param>
     /// <returns>(B, N, C)</returns>

@@ -1,0 +1,155 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Linformer.MLNet.Tests.Benchmarks;
+
+/// <summary>
+/// The sentences of docs/benchmarks.md and README.md that quote benchmark numbers say what the page's generated tables
+/// say. The tables are replaced by every run of the benchmark with <c>--update-docs</c>; these tests then fail until
+/// whoever ran it has updated the sentences.
+/// </summary>
+[TestClass]
+public sealed class BenchmarkPageTests
+{
+    private const string Linformer = "linformer-k128-layerwise", Fused = "full-fused", Tel = "torch-encoder-layer";
+
+    private static readonly string Page = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "benchmarks.md"));
+    private static readonly string Readme = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "README.md"));
+
+    /// <summary>One markdown table: the bold line above it (or ""), its header cells and its rows of cells.</summary>
+    private sealed record Table(string Title, string[] Header, List<string[]> Rows)
+    {
+        public int Column(string header) => Array.IndexOf(Header, header) is >= 0 and var i ? i : throw new AssertFailedException($"no column {header} in {string.Join(" | ", Header)}");
+    }
+
+    private static string[] Cells(string line) => line.Trim().Trim('|').Split(" | ").Select(c => c.Trim()).ToArray();
+
+    /// <summary>The tables between the markers of <paramref name="name"/>.</summary>
+    private static List<Table> Tables(string name)
+    {
+        var block = Regex.Match(Page, $@"<!-- table:{name} -->\n((?:.|\n)*?)<!-- /table:{name} -->");
+        Assert.IsTrue(block.Success, $"docs/benchmarks.md has no table '{name}'");
+        var tables = new List<Table>();
+        string title = "";
+        var lines = block.Groups[1].Value.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].StartsWith("**", StringComparison.Ordinal)) title = lines[i].Trim('*');
+            if (!lines[i].StartsWith('|')) continue;
+            if (i + 1 < lines.Length && lines[i + 1].StartsWith("| ---", StringComparison.Ordinal))
+            {
+                tables.Add(new Table(title, Cells(lines[i]), []));
+                i++;
+            }
+            else tables[^1].Rows.Add(Cells(lines[i]));
+        }
+        return tables;
+    }
+
+    private static string[] Row(string table, string first) => Tables(table).SelectMany(t => t.Rows).Single(r => r[0] == first);
+
+    /// <summary>The first number in a cell ("**0.96**", "102", "0.805 GFLOP: 125.0 (73%)").</summary>
+    private static double Number(string cell) => double.Parse(Regex.Match(cell, @"-?\d+(\.\d+)?").Value, CultureInfo.InvariantCulture);
+
+    private static double MedianMs(string caseId) => Number(Row("all-cases", $"`{caseId}`")[1]);
+    private static double PeakMiB(string caseId) => Number(Row("all-cases", $"`{caseId}`")[5]);
+    private static string F(double value, int decimals) => value.ToString("F" + decimals.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+
+    /// <summary>The text (line breaks read as spaces) contains the sentence.</summary>
+    private static void Says(string text, string sentence, string where = "docs/benchmarks.md")
+        => Assert.Contains(sentence, Regex.Replace(text, @"\s+", " "), $"{where} should say, from its tables: {sentence}");
+
+    [TestMethod]
+    public void TheSummarySpeedUpsAndMemoryRatiosAreTheTables()
+    {
+        string Inference(string model, int n) => $"layer/inference/{model}/{n}";
+        double telSpeed = MedianMs(Inference(Tel, 16384)) / MedianMs(Inference(Linformer, 16384));
+        double telMemory = PeakMiB(Inference(Tel, 16384)) / PeakMiB(Inference(Linformer, 16384));
+        Says(Page, $"is **{F(telSpeed, 1)}× faster** than `nn.TransformerEncoderLayer` and needs **{F(telMemory, 1)}× less peak memory**");
+        double fusedSpeed = MedianMs(Inference(Fused, 16384)) / MedianMs(Inference(Linformer, 16384));
+        double fusedMemory = PeakMiB(Inference(Fused, 16384)) / PeakMiB(Inference(Linformer, 16384));
+        Says(Page, $"the gain at N = 16384 is **{F(fusedSpeed, 1)}×** in time and **{F(fusedMemory, 1)}×** in peak memory");
+        double training = MedianMs($"layer/training/{Fused}/16384") / MedianMs($"layer/training/{Linformer}/16384");
+        Says(Page, $"A training step (forward + backward) at N = 16384: {F(training, 1)}× faster than fused full attention.");
+        Says(Page, $"multiplies the inference time by {Row("inference-growth", $"`{Linformer}`")[^1]} for Linformer k=128 (layerwise) " +
+                   $"(linear: 2) and by {Row("inference-growth", $"`{Fused}`")[^1]} for fused full attention");
+        Says(Readme, $"and up to {F(telSpeed, 1)}× faster with {F(telMemory, 1)}× less memory than TorchSharp's `nn.TransformerEncoderLayer`", "README.md");
+    }
+
+    [TestMethod]
+    public void TheReadmeQuotesThePaperComparison()
+    {
+        // Linformer k=128 (layerwise) is the first table: N, paper speed-up, ours vs TEL, ours vs fused, ...
+        var rows = Tables("paper").Single(t => t.Title == "Linformer k=128 (layerwise)").Rows;
+        Says(Readme, string.Join(", ", rows.Select((r, i) => $"{r[2]} ({r[1]}) at {(i == 0 ? "N = " : "")}{r[0]}")), "README.md");
+        var fused = rows.Select(r => Number(r[3])).ToList();
+        Says(Readme, $"against our fused full attention {F(fused.Min(), 1)}× to {F(fused.Max(), 1)}×", "README.md");
+        string AtN(int n) => rows.Single(r => r[0] == n.ToString(CultureInfo.InvariantCulture))[3];
+        Says(Readme, $"{AtN(512)} faster than fused full attention at N = 512, {AtN(4096)} at 4096, {AtN(16384)} at 16384", "README.md");
+    }
+
+    [TestMethod]
+    public void TheEfficiencySentencesAreTheTables()
+    {
+        var table = Tables("inference-efficiency").Single();
+        int lin = table.Column($"`{Linformer}`"), fused = table.Column($"`{Fused}`"), tel = table.Column($"`{Tel}`");
+        double Percent(string cell) => Number(Regex.Match(cell, @"\((\d+)%\)").Groups[1].Value);
+        var rows = table.Rows;
+        var linformer = rows.Where(r => Number(r[0]) >= 4096).Select(r => Percent(r[lin])).ToList();
+        double best = Number(Row("matmul", "best rate of the run (also 1024³ checks around each N)")[3]);
+        Says(Page, $"**{F(linformer.Min(), 0)}%–{F(linformer.Max(), 0)}%** of the {F(best, 0)} GFLOP/s the best fp32 matmul of the run reached");
+        Says(Readme, $"The Linformer layer reaches {F(linformer.Min(), 0)}–{F(linformer.Max(), 0)}% of the", "README.md");
+
+        var last = rows.Single(r => r[0] == "16384");
+        double telSlower = MedianMs($"layer/inference/{Tel}/16384") / MedianMs($"layer/inference/{Fused}/16384");   // same FLOPs
+        Says(Page, $"TEL runs at {F(Percent(last[tel]), 0)}% of the matmul rate and the fused kernel at {F(Percent(last[fused]), 0)}%: " +
+                   $"TEL is {F(telSlower, 1)}× slower for the same FLOPs");
+    }
+
+    [TestMethod]
+    public void TheProfileSentencesAreTheProfileTables()
+    {
+        var at4096 = Row("profile-summary", "Linformer k=128 (layerwise), N = 4096");
+        var at16384 = Row("profile-summary", "Linformer k=128 (layerwise), N = 16384");
+        string alone = $"the same layer ran at {at4096[3]} GFLOP/s ({at4096[4]}) at N = 4096 and {at16384[3]} GFLOP/s ({at16384[4]}) at N = 16384";
+        Assert.HasCount(2, Regex.Matches(Page, Regex.Escape(alone)), $"docs/benchmarks.md should say twice (summary, efficiency): {alone}");
+
+        var parts = Tables("profile-parts").First(t => t.Title == "Linformer k=128 (layerwise), N = 16384");
+        var largest = parts.Rows.MaxBy(r => Number(r[1]))!;
+        Says(Page, $"take {at16384[5]}, the sequence projection and attention over k {at16384[6]}, elementwise work {at16384[7]}; " +
+                   $"the largest single part is “{largest[0]}” ({largest[2]})");
+    }
+
+    [TestMethod]
+    public void TheMlNetSentencesAreTheirTables()
+    {
+        var transform = Tables("transform").Single().Rows;
+        double tokens = Number(transform.Single(r => r[0].StartsWith("token ids", StringComparison.Ordinal))[3]);
+        double floats = Number(transform.Single(r => r[0].StartsWith("floats", StringComparison.Ordinal))[3]);
+        double predict = Number(Row("predict", "`engine.Predict(row)`")[4]);
+        double fit = Number(Row("fit", "`Fit`")[5]);
+        Says(Page, $"`Transform` reaches {F(tokens, 2)} (tokens) and {F(floats, 2)} (floats) of the raw network's rows per second, " +
+                   $"`PredictionEngine` {F(predict, 2)} of a raw single-row forward, `Fit` {F(fit, 2)} of a hand-written TorchSharp training loop");
+        Says(Readme, $"`Transform` runs at {F(Math.Min(tokens, floats), 2)}–{F(Math.Max(tokens, floats), 2)}× the raw module's rows per second, " +
+                     $"`PredictionEngine` at {F(predict, 2)}× of a raw single-row forward, `Fit` at {F(fit, 2)}× of a hand-written TorchSharp training loop", "README.md");
+        Says(Readme, $"The ML.NET layer costs {F((1 - Math.Max(tokens, floats)) * 100, 0)}–{F((1 - Math.Min(tokens, floats)) * 100, 0)}% of the raw module's speed", "README.md");
+
+        foreach (var (model, what) in new[] { ("tokens, N = 1024", "For tokens, N = 1024, ML.NET adds"), ("floats, N = 512", "for floats, N = 512, it adds") })
+        {
+            var parts = Row("transform-parts", model);
+            Says(Page, $"{what} about {F(Number(parts[1]) - Number(parts[2]), 0)} ms");
+        }
+        var tokenParts = Row("transform-parts", "tokens, N = 1024");
+        Says(Page, $"most of it the rest ({F(Number(tokenParts[5]), 1)} ms), building tensors {F(Number(tokenParts[4]), 1)} ms and reading rows {F(Number(tokenParts[3]), 1)} ms");
+        var floatParts = Row("transform-parts", "floats, N = 512");
+        Assert.AreEqual(floatParts[3].Split(' ')[0], floatParts[4].Split(' ')[0], "the page says reading rows and building tensors took the same for floats");
+        Says(Page, $"of which the rest {F(Number(floatParts[5]), 1)} ms and reading rows and building tensors {F(Number(floatParts[3]), 1)} ms each");
+
+        var engine = Row("predict", "`engine.Predict(row)`");
+        var raw = Row("predict", "raw network, batch of 1 (prepared tensors)");
+        Says(Page, $"The engine's median is about {F(Number(engine[1]) - Number(raw[1]), 1)} ms above the raw forward's.");
+        var fitRow = Row("fit", "`Fit`");
+        Assert.IsGreaterThan(Number(fitRow[1]), 16 * Number(fitRow[3]), "the page says 16 steps take longer than Fit's whole-run median");
+        Says(Page, $"16 steps of {fitRow[3]} ms come to more than the whole run's median of {fitRow[1]} ms");
+    }
+}
