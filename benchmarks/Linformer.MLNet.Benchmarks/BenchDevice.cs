@@ -14,7 +14,7 @@ internal static class BenchDevice
     public static Device Device { get; private set; } = CPU;
     public static bool IsCuda => Device.type == DeviceType.CUDA;
 
-    /// <summary>The device's name for the report: "CPU", or "CUDA device 0: &lt;name&gt;" where known.</summary>
+    /// <summary>The device's name for the log and the tables: "CPU" or "CUDA device 0".</summary>
     public static string Describe => IsCuda ? $"CUDA device {Math.Max(0, Device.index)}" : "CPU";
 
     /// <summary>

@@ -71,7 +71,7 @@ internal sealed record RunProfile
         QuietWaitBudgetSeconds = 240,
     };
 
-    /// <summary>Tiny sizes, one or two repetitions: every code path (plots and report included) in seconds.</summary>
+    /// <summary>Tiny sizes, one or two repetitions: every code path (tables and plots included) in seconds.</summary>
     public static RunProfile Smoke { get; } = new()
     {
         Name = "smoke",
