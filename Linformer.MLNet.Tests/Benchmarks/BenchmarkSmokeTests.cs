@@ -86,6 +86,28 @@ public sealed class BenchmarkSmokeTests
     }
 
     [TestMethod]
+    public void APartialRunLeavesTheTablesOfCasesItDidNotRun()
+    {
+        var folder = NewFolder("partial");
+        try
+        {
+            var page = Path.Combine(folder, "page.md");
+            const string before = "<!-- table:inference-time -->\nall models\n<!-- /table:inference-time -->\n";
+            File.WriteAllText(page, before);
+            var output = Path.Combine(folder, "out");
+            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["layer/inference/full-fused", "--smoke", "--page", page, "--out", output], TimeSpan.FromMinutes(5));
+            Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
+            Assert.AreEqual(before, File.ReadAllText(page), "one model's run replaced the table of all models");
+            StringAssert.Contains(result.Output, "not replaced, as the filter left out cases they show: ");
+            CollectionAssert.Contains(TableNames(File.ReadAllText(Path.Combine(output, "tables.md"))), "inference-time");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void APageWithoutTheMarkersOfAMeasuredTableIsLeftAsItWas()
     {
         var folder = NewFolder("nomarker");

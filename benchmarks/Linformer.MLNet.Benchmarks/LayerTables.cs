@@ -15,6 +15,12 @@ internal sealed partial class LayerBenchmarks
 
     public IEnumerable<ResultTable> Tables(BenchmarkRun run)
     {
+        bool complete = CaseIds(run.Profile).All(run.Filter.Matches);   // every table draws on many cases
+        return AllTables(run).Select(t => t with { Complete = complete });
+    }
+
+    private IEnumerable<ResultTable> AllTables(BenchmarkRun run)
+    {
         var ns = run.Profile.SequenceLengths;
         var fused = Models.FirstOrDefault(m => m.Kind == ModelKind.FullFused);
         var tel = Models.FirstOrDefault(m => m.Kind == ModelKind.TorchEncoderLayer);

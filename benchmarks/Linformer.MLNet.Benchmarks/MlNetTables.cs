@@ -16,11 +16,12 @@ internal sealed partial class MlNetBenchmarks
     {
         if (TransformOverheads.Count > 0)
         {
+            bool complete = run.Profile.MlNet.Transform.All(m => run.Filter.Matches(MlNetSettings.TransformId(m)));
             yield return new("transform", Table(["model", "ML.NET rows/s", "raw rows/s", "ratio", "per-round ratios", "goal"],
                 TransformOverheads.Select(x => new[]
                 {
                     x.Model.Describe, F(x.MlNetRowsPerSecond, 1), F(x.RawRowsPerSecond, 1), $"**{F(x.Ratio, 2)}**", Ratios(x.PairedRatios), Verdict(x.Ratio),
-                })));
+                })), complete);
             // Median ms per pass, with shares of the ML.NET pass; rest = ML.NET − raw − read rows − build tensors.
             yield return new("transform-parts", Table(["model", "ML.NET pass", "raw network", "read rows", "build tensors", "rest"],
                 TransformOverheads.Select(x =>
@@ -32,7 +33,7 @@ internal sealed partial class MlNetBenchmarks
                         $"{x.Model.Name}, N = {x.Model.SequenceLength}", F(total, 1), Part(x.Raw.MedianMs), Part(x.ReadRows.MedianMs),
                         Part(x.BuildTensors.MedianMs), Part(rest),
                     };
-                })));
+                })), complete);
         }
         foreach (var p in PredictLatencies)
             yield return new("predict", Table(["", "median ms", "p95 ms", "min ms", "raw ÷ engine"],

@@ -45,6 +45,7 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
     public IEnumerable<ResultTable> Tables(BenchmarkRun run)
     {
         if (Profiles.Count == 0) yield break;
+        bool complete = CaseIds(run.Profile).All(run.Filter.Matches);
         double Rate(double flops, Timing t) => flops / (t.MedianMs * 1e-3) / 1e9;
         string OfMatmul(double rate) => run.AttainableGflopPerSecond is { } peak ? Pct(rate / peak) : "—";
         yield return new("profile-summary", Table(
@@ -58,7 +59,7 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
                     $"{p.Model.Label}, N = {p.SequenceLength}", F(p.WholeLayer.MedianMs, 2), F(p.SumOfPartsMs, 2), F(rate, 0), OfMatmul(rate),
                     Share(PartKind.Dense), Share(PartKind.Attention), Share(PartKind.Elementwise),
                 };
-            })));
+            })), complete);
         yield return new("profile-parts", string.Join("\n", Profiles.Select(p =>
             $"**{p.Model.Label}, N = {p.SequenceLength}**\n\n" +
             Table(["part", "ms", "share", "GFLOP", "GFLOP/s", "of matmul", "note"], p.Parts.Select(x => new[]
@@ -68,6 +69,6 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
                 x.Flops > 0 ? OfMatmul(Rate(x.Flops, x.Timing)) : "—", x.Note ?? "",
             })) +
             (p.Alternatives.Count == 0 ? "" : "\n" + Table(["alternative", "ms", "note"],
-                p.Alternatives.Select(x => new[] { x.Name, F(x.Timing.MedianMs, 2), x.Note ?? "" }))))));
+                p.Alternatives.Select(x => new[] { x.Name, F(x.Timing.MedianMs, 2), x.Note ?? "" }))))), complete);
     }
 }

@@ -76,8 +76,10 @@ if (page is not null)
 {
     try
     {
-        Markdown.UpdatePage(page, tables);
-        Console.WriteLine($"page:   {Path.GetFullPath(page)} ({string.Join(", ", tables.Select(t => t.Name))})");
+        Markdown.UpdatePage(page, tables.Where(t => t.Complete));
+        Console.WriteLine($"page:   {Path.GetFullPath(page)} ({string.Join(", ", tables.Where(t => t.Complete).Select(t => t.Name))})");
+        if (tables.Any(t => !t.Complete))
+            Console.WriteLine($"        not replaced, as the filter left out cases they show: {string.Join(", ", tables.Where(t => !t.Complete).Select(t => t.Name))}");
     }
     catch (InvalidDataException e)
     {
@@ -111,8 +113,8 @@ static int Usage(TextWriter w, int code, string? error = null)
           --quick   N = 1024, 2048, 4096 and fewer repetitions: a few minutes on 2 cores
           --smoke   tiny sizes, every code path (tables and plots too), seconds; filter defaults to '*'
           --out DIR where tables.md (and, without a page, images/) go; default: a new temporary folder
-          --update-docs  replace the tables this run measured in docs/benchmarks.md, and its plots in docs/images/
-                    (full profile only); the text around them is not touched
+          --update-docs  replace the tables this run measured in full in docs/benchmarks.md, and its plots in
+                    docs/images/ (full profile only); the text around them is not touched
           --page FILE    the same for another page (any profile); plots go to images/ beside it
           --device  cpu (default) or cuda[:i]; exits with 3 and a message when CUDA is not available
           --libtorch DIR  load libtorch's libraries from DIR (a libtorch download's lib/) before TorchSharp does

@@ -24,8 +24,12 @@ internal interface IBenchmarkSection
     void WritePlots(BenchmarkRun run, string imageDirectory) { }
 }
 
-/// <summary>A generated table: <see cref="Name"/> is its marker on the page, <see cref="Markdown"/> what goes between the markers.</summary>
-internal sealed record ResultTable(string Name, string Markdown);
+/// <summary>
+/// A generated table: <see cref="Name"/> is its marker on the page, <see cref="Markdown"/> what goes between the markers.
+/// <see cref="Complete"/> is false when the filter left out cases the table draws on; such a table goes to tables.md
+/// only, never over the page's complete one.
+/// </summary>
+internal sealed record ResultTable(string Name, string Markdown, bool Complete = true);
 
 /// <summary>What the sections of one run share.</summary>
 internal sealed class BenchmarkRun(RunProfile profile, CaseFilter filter, TextWriter log)
