@@ -79,7 +79,7 @@ internal sealed partial class LayerBenchmarks
                         };
                     })));
             }
-            yield return new("paper", string.Join("\n", paper));
+            if (paper.Count > 0) yield return new("paper", string.Join("\n", paper));
         }
         if (fused is not null && tel is not null && Layers.Any(x => x.Mode == Mode.Training && x.Measured))
             yield return new("paper-training", Table(linformers.SelectMany(l => new[] { $"`{l.Id}` vs TEL", "vs fused" }).Prepend("N").ToList(),
