@@ -215,8 +215,36 @@ public sealed partial class LinformerOptionsTests
         }
     }
 
+    [TestMethod]
+    public void TheReadmesOptionsTableNamesTheSeedArgumentOfEachEncoderSettingAsTheImportDoes()
+    {
+        // The table under "### Options": | `Option` | default | meaning | seed argument |
+        string readme = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "README.md"));
+        int start = readme.IndexOf("### Options", StringComparison.Ordinal);
+        Assert.IsGreaterThanOrEqualTo(0, start, "README.md has a section 'Options'.");
+        string section = readme[start..readme.IndexOf("\n##", start + 1, StringComparison.Ordinal)];
+        var lastCell = new Dictionary<string, string>();
+        foreach (var line in section.Split('\n').Where(l => l.StartsWith("| `", StringComparison.Ordinal)))
+        {
+            var cells = UnescapedBar().Split(line.Trim()).Select(c => c.Trim()).Where(c => c.Length > 0).ToList();
+            lastCell[cells[0].Trim('`')] = cells[^1];
+        }
+        var checkedSettings = new List<string>();
+        foreach (var option in OptionProperties().Select(p => p.Name))
+        {
+            if (!PyTorchArguments.OfSetting.TryGetValue(option, out var argument) || typeof(LinformerEncoderOptions).GetProperty(option) is null) continue;
+            Assert.IsTrue(lastCell.TryGetValue(option, out var cell), $"README.md's options table has no row for {option}.");
+            StringAssert.StartsWith(cell, $"`{argument}`", $"The README's seed argument of the option {option}.");
+            checkedSettings.Add(option);
+        }
+        Assert.IsGreaterThanOrEqualTo(15, checkedSettings.Count, "The options with a seed argument are checked.");
+    }
+
     [GeneratedRegex(@"^\| `(\w+)` \| ([^|]+?) \|", RegexOptions.Multiline)]
     private static partial Regex TableRow();
+
+    [GeneratedRegex(@"(?<!\\)\|")]
+    private static partial Regex UnescapedBar();
 
     /// <summary>A value other than <paramref name="value"/> for a setting of type <paramref name="type"/>.</summary>
     private static bool TryOtherValue(object? value, Type type, out object? other)
