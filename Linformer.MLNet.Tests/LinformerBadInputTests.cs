@@ -163,7 +163,7 @@ public sealed class LinformerBadInputTests
         // k larger than the column's N is found at Fit, naming the column.
         var k = Options();
         k.ProjectedLength = 32;
-        ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(k).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "'Ids'", "(dim_k) (32)", "(16)");
+        ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(k).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })), "'Ids'", "ProjectedLength (32)", "SequenceLength (16)", "dim_k");
     }
 
     [TestMethod]

@@ -1,5 +1,4 @@
 using Linformer.MLNet.Interop;
-using Linformer.MLNet.Modules;
 using Microsoft.ML;
 
 namespace Linformer.MLNet;

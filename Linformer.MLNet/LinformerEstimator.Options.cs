@@ -1,4 +1,3 @@
-using Linformer.MLNet.Modules;
 using Linformer.MLNet.Training;
 
 namespace Linformer.MLNet;

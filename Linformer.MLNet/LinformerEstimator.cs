@@ -52,14 +52,11 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
     private static void Validate(Options o)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(o.OutputColumnName, nameof(Options.OutputColumnName));
+        // The encoder's settings have their rules in one place; the sequence length is checked against the column at Fit.
+        EncoderOptionsOf(o, o.SequenceLength, vocabulary: null, o.Channels > 0 ? o.Channels : o.ModelWidth).ValidateExceptSequenceLength();
         static void Positive(int v, string name) { if (v <= 0) throw new ArgumentOutOfRangeException(name, v, $"{name} ({v}) must be positive."); }
         static void NonNegative(double v, string name) { if (!(v >= 0)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be >= 0.")); }
         static void Fraction(double v, string name) { if (!(v >= 0 && v < 1)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be in [0, 1).")); }
-        Positive(o.ModelWidth, nameof(Options.ModelWidth));
-        Positive(o.ProjectedLength, nameof(Options.ProjectedLength));
-        Positive(o.Heads, nameof(Options.Heads));
-        Positive(o.Depth, nameof(Options.Depth));
-        Positive(o.FeedForwardSize, nameof(Options.FeedForwardSize));
         Positive(o.BatchSize, nameof(Options.BatchSize));
         if (o.Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Options.Epochs), o.Epochs, $"Epochs ({o.Epochs}) must be >= 0.");
         if (o.SequenceLength < 0) throw new ArgumentOutOfRangeException(nameof(Options.SequenceLength), o.SequenceLength, $"SequenceLength ({o.SequenceLength}) must be >= 0 (0 infers it).");
@@ -68,8 +65,6 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         if (!(o.LearningRate > 0 && double.IsFinite(o.LearningRate))) throw new ArgumentOutOfRangeException(nameof(Options.LearningRate), o.LearningRate, string.Create(CultureInfo.InvariantCulture, $"LearningRate ({o.LearningRate}) must be positive."));
         Fraction(o.WarmupFraction, nameof(Options.WarmupFraction));
         Fraction(o.ValidationFraction, nameof(Options.ValidationFraction));
-        Fraction(o.Dropout, nameof(Options.Dropout));
-        Fraction(o.FeedForwardDropout, nameof(Options.FeedForwardDropout));
         NonNegative(o.WeightDecay, nameof(Options.WeightDecay));
         NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
         if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, string.Create(CultureInfo.InvariantCulture, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1)."));
@@ -78,8 +73,6 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             throw new ArgumentException("Set InitialModel or PyTorchWeightsPath, not both.", nameof(Options.PyTorchWeightsPath));
         if (o.PyTorchWeightsPath is not null && !File.Exists(o.PyTorchWeightsPath))
             throw new FileNotFoundException($"PyTorchWeightsPath: file not found: '{o.PyTorchWeightsPath}'.", o.PyTorchWeightsPath);
-        if (o.Sharing == ParameterSharing.Layerwise && o.ProjectedLengthReductionPerLayer > 0 && o.Depth > 1)
-            throw new ArgumentException($"ProjectedLengthReductionPerLayer ({o.ProjectedLengthReductionPerLayer}) needs Sharing other than Layerwise: one projection shared by every layer has one k.", nameof(Options.ProjectedLengthReductionPerLayer));
         if (o.CheckpointInterval < 0) throw new ArgumentOutOfRangeException(nameof(Options.CheckpointInterval), o.CheckpointInterval, $"CheckpointInterval ({o.CheckpointInterval}) must be >= 0 (0 writes no checkpoints).");
         if ((o.CheckpointInterval > 0 || o.ResumeFromCheckpoint) && string.IsNullOrWhiteSpace(o.CheckpointPath))
             throw new ArgumentException($"{(o.ResumeFromCheckpoint ? "ResumeFromCheckpoint" : $"CheckpointInterval ({o.CheckpointInterval})")} needs CheckpointPath.", nameof(Options.CheckpointPath));
@@ -103,8 +96,39 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
                     if (names[i].Name is not null && names[i].Name == names[j].Name)
                         throw new ArgumentException($"{names[i].Option} ('{names[i].Name}') must differ from {names[j].Option}: one output column would hide the other.", names[i].Option);
         }
-        if (o.HeadWidth is null && o.ModelWidth % o.Heads != 0)
-            throw new ArgumentException($"ModelWidth ({o.ModelWidth}) must be divisible by Heads ({o.Heads}) unless HeadWidth is set.", nameof(Options.Heads));
+    }
+
+    /// <summary>
+    /// The one place where the flat encoder settings of <paramref name="o"/> become a <see cref="LinformerEncoderOptions"/>.
+    /// The input column gives the rest: its sequence length, its vocabulary (token input; null for floats) and its
+    /// channels, which are the model width of imported float models (the seed's encoder works at the input's width).
+    /// New float models get a sinusoidal position embedding by default, so that attention sees the order; imported
+    /// models keep the seed's (sinusoidal for tokens, none for floats).
+    /// </summary>
+    internal static LinformerEncoderOptions EncoderOptionsOf(Options o, int sequenceLength, int? vocabulary, int inputChannels)
+    {
+        bool tokens = vocabulary is not null, imported = o.PyTorchWeightsPath is not null;
+        return new LinformerEncoderOptions
+        {
+            SequenceLength = sequenceLength,
+            ModelWidth = tokens || !imported ? o.ModelWidth : inputChannels,
+            ProjectedLength = o.ProjectedLength,
+            FeedForwardSize = o.FeedForwardSize,
+            HeadWidth = o.HeadWidth,
+            FeedForwardDropout = o.FeedForwardDropout,
+            Heads = o.Heads,
+            Depth = o.Depth,
+            Dropout = o.Dropout,
+            Activation = o.Activation,
+            Sharing = o.Sharing,
+            ProjectedLengthReductionPerLayer = o.ProjectedLengthReductionPerLayer,
+            ProjectionMethod = o.ProjectionMethod,
+            FullAttention = o.FullAttention,
+            IncludeFeedForward = o.IncludeFeedForward,
+            NormPlacement = o.NormPlacement,
+            VocabularySize = vocabulary,
+            PositionEmbedding = o.PositionEmbedding ?? (tokens || imported ? null : PositionEmbedding.Sinusoidal),
+        };
     }
 
     /// <summary>The schema <see cref="Fit"/>'s transformer will produce, checked against the input schema.</summary>
@@ -262,30 +286,8 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
     private LinformerNetwork BuildNetwork(InputBinding binding, int vocabulary, HeadKind head, int classes, bool pretraining)
     {
         var o = options;
-        var encoderOptions = o.InitialModel?.Spec.Encoder ?? new LinformerEncoderOptions
-        {
-            SequenceLength = binding.SequenceLength,
-            Channels = binding.IsTokens || o.PyTorchWeightsPath is null ? o.ModelWidth : binding.Channels,
-            ProjectedLength = o.ProjectedLength,
-            FeedForwardSize = o.FeedForwardSize,
-            HeadWidth = o.HeadWidth,
-            FeedForwardDropout = o.FeedForwardDropout,
-            Heads = o.Heads,
-            Depth = o.Depth,
-            Dropout = o.Dropout,
-            Activation = o.Activation,
-            Sharing = o.Sharing,
-            ProjectedLengthReductionPerLayer = o.ProjectedLengthReductionPerLayer,
-            ProjectionMethod = o.ProjectionMethod,
-            FullAttention = o.FullAttention,
-            IncludeFeedForward = o.IncludeFeedForward,
-            NormPlacement = o.NormPlacement,
-            VocabularySize = binding.IsTokens ? vocabulary : null,
-            // Float input has no order information of its own: new models add a sinusoidal position embedding after
-            // the input projection; imported linformer-pytorch weights keep the seed's (none).
-            PositionEmbedding = o.PositionEmbedding
-                ?? (binding.IsTokens || o.PyTorchWeightsPath is not null ? null : Modules.PositionEmbedding.Sinusoidal),
-        };
+        var encoderOptions = o.InitialModel?.Spec.Encoder
+            ?? EncoderOptionsOf(o, binding.SequenceLength, binding.IsTokens ? vocabulary : null, binding.Channels);
         try { encoderOptions.Validate(); }
         catch (ArgumentException ex) { throw new ArgumentException($"The Linformer settings do not fit column '{binding.Column}' (N = {binding.SequenceLength}): {ex.Message}", ex.ParamName, ex); }
         if (encoderOptions.SequenceLength != binding.SequenceLength)

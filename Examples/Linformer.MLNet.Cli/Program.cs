@@ -5,7 +5,7 @@
 //       io.safetensors), runs the recorded input in eval mode and prints max_abs_diff=<value>.
 //       Exit code 0 when the difference is within the tolerance, 1 when not, 2 for bad usage or input.
 using System.Globalization;
-using Linformer.MLNet.Persistence;
+using Linformer.MLNet.Cli;
 
 return Cli.Run(args);
 

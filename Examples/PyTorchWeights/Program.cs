@@ -38,7 +38,7 @@ try
 {
     Tensor input = io["input"], expected = io["output"];                 // input (B, n, C) floats or (B, n) int64 tokens; output (B, n, C)
     io.TryGetValue("input_mask", out var inputMask);                     // (B, n) true = real position, or absent
-    int rows = (int)input.shape[0], n = seed.SequenceLength, c = seed.Channels;
+    int rows = (int)input.shape[0], n = seed.SequenceLength, c = seed.ModelWidth;
     bool tokens = seed.VocabularySize is not null;
     var ml = new MLContext(seed: 1);
     IDataView data = Rows(ml, input, inputMask, tokens, n, c);

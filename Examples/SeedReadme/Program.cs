@@ -15,6 +15,7 @@
 //                                                          to fit in 60% of the available memory (and N ≤ L if given)
 using System.Diagnostics;
 using System.Globalization;
+using Linformer.MLNet;
 using Linformer.MLNet.Examples;
 using Linformer.MLNet.Modules;
 using TorchSharp;
@@ -51,7 +52,7 @@ Result Run(int n, bool print)
     using var model = new LinformerEncoder(new LinformerEncoderOptions
     {
         SequenceLength = n,            // input_size
-        Channels = 64,                 // channels
+        ModelWidth = 64,               // channels
         HeadWidth = null,              // dim_d
         ProjectedLength = 128,         // dim_k
         FeedForwardSize = 128,         // dim_ff

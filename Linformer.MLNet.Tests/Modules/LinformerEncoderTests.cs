@@ -10,7 +10,7 @@ public sealed class LinformerEncoderTests
     private static LinformerEncoderOptions Small(ParameterSharing sharing = ParameterSharing.Layerwise,
         ProjectionMethod method = ProjectionMethod.Learnable) => new()
     {
-        SequenceLength = 32, Channels = 16, ProjectedLength = 8, Heads = 2, Depth = 2, FeedForwardSize = 32,
+        SequenceLength = 32, ModelWidth = 16, ProjectedLength = 8, Heads = 2, Depth = 2, FeedForwardSize = 32,
         Sharing = sharing, ProjectionMethod = method, Dropout = 0.1, FeedForwardDropout = 0.1,
     };
 
@@ -197,15 +197,15 @@ public sealed class LinformerEncoderTests
             var ex = Assert.Throws<T>(() => new LinformerEncoder(o));
             foreach (var f in fragments) StringAssert.Contains(ex.Message, f);
         }
-        Expect<ArgumentException>(baseOptions with { Channels = 10, Heads = 3 }, "Channels (channels) (10)", "Heads (nhead) (3)");
-        Expect<ArgumentOutOfRangeException>(baseOptions with { ProjectedLength = 0 }, "ProjectedLength (dim_k) (0)", "positive");
-        Expect<ArgumentOutOfRangeException>(baseOptions with { ProjectedLength = 33 }, "ProjectedLength (dim_k) (33)", "sequence length (input_size) (32)");
+        Expect<ArgumentException>(baseOptions with { ModelWidth = 10, Heads = 3 }, "ModelWidth (10)", "Heads (3)", "linformer-pytorch: channels, nhead");
+        Expect<ArgumentOutOfRangeException>(baseOptions with { ProjectedLength = 0 }, "ProjectedLength (0)", "positive", "linformer-pytorch: dim_k");
+        Expect<ArgumentOutOfRangeException>(baseOptions with { ProjectedLength = 33 }, "ProjectedLength (33)", "SequenceLength (32)", "linformer-pytorch: dim_k, input_size");
         Expect<ArgumentException>(baseOptions with { Sharing = (ParameterSharing)42 }, "parameter_sharing", "42");
         Expect<ArgumentException>(baseOptions with { ProjectionMethod = (ProjectionMethod)42 }, "method", "42");
         Expect<ArgumentException>(baseOptions with { Activation = (Activation)42 }, "activation", "42");
         Expect<ArgumentException>(baseOptions with { ProjectionMethod = ProjectionMethod.Convolution, ProjectedLength = 5 }, "multiple", "(32)", "k = 5");
         Expect<ArgumentException>(baseOptions with { ProjectedLengthReductionPerLayer = 2 }, "k_reduce_by_layer", "layerwise");
-        Expect<ArgumentOutOfRangeException>(baseOptions with { Dropout = 1.5 }, "Dropout (dropout) (1.5)");
+        Expect<ArgumentOutOfRangeException>(baseOptions with { Dropout = 1.5 }, "Dropout (1.5)", "linformer-pytorch: dropout");
         var causal = Assert.Throws<ArgumentException>(() => new LinformerEncoder(baseOptions with { Causal = true }));
         StringAssert.Contains(causal.Message, "future");
         Assert.AreEqual("Causal", causal.ParamName);

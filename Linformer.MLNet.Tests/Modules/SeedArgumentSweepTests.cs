@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Linformer.MLNet.Cli;
 using Linformer.MLNet.Persistence;
 using static TorchSharp.torch;
 

@@ -1,4 +1,4 @@
-using Linformer.MLNet.Persistence;
+using Linformer.MLNet.Cli;
 
 namespace Linformer.MLNet.Tests.Modules;
 

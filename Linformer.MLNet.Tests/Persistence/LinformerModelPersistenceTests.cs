@@ -19,8 +19,8 @@ public sealed class LinformerModelPersistenceTests
         var options = new LinformerEstimator.Options
         {
             InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label", VocabularySize = LinformerEstimatorTests.Vocabulary,
-            ModelWidth = 16, ProjectedLength = 8, Heads = 2, Depth = 2, Epochs = 1, Sharing = Linformer.MLNet.Modules.ParameterSharing.None,
-            ProjectionMethod = Linformer.MLNet.Modules.ProjectionMethod.Fixed,
+            ModelWidth = 16, ProjectedLength = 8, Heads = 2, Depth = 2, Epochs = 1, Sharing = ParameterSharing.None,
+            ProjectionMethod = ProjectionMethod.Fixed,
         };
         return (ml, data, ml.Transforms.Linformer(options).Fit(data));
     }

@@ -101,7 +101,7 @@ public sealed class ModelFormatCompatibilityTests
         using var model = ml.Transforms.Linformer(new LinformerEstimator.Options
         {
             InputColumnName = "Tokens", OutputColumnName = "Features", VocabularySize = vocabulary,
-            ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 2, FeedForwardSize = 16, Sharing = Linformer.MLNet.Modules.ParameterSharing.KeyValue,
+            ModelWidth = 8, ProjectedLength = 4, Heads = 2, Depth = 2, FeedForwardSize = 16, Sharing = ParameterSharing.KeyValue,
             Epochs = 2, BatchSize = 4,
         }).Fit(train);
         var saved = Path.Combine(folder, "model.zip");

@@ -34,7 +34,7 @@ public sealed class CheckpointIdentityTests
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),
         ["VocabularySize"] = (Role.NetworkSetting, "Encoder.VocabularySize"),
-        ["ModelWidth"] = (Role.NetworkSetting, "Encoder.Channels"),
+        ["ModelWidth"] = (Role.NetworkSetting, "Encoder.ModelWidth"),
         ["ProjectedLength"] = (Role.NetworkSetting, "Encoder.ProjectedLength"),
         ["Heads"] = (Role.NetworkSetting, "Encoder.Heads"),
         ["Depth"] = (Role.NetworkSetting, "Encoder.Depth"),
@@ -95,7 +95,7 @@ public sealed class CheckpointIdentityTests
     [TestMethod]
     public void ChangingAnyTrainingSettingChangesTheIdentity()
     {
-        var spec = new NetworkSpec { Encoder = new LinformerEncoderOptions { SequenceLength = 4, Channels = 4, ProjectedLength = 2, Heads = 1 }, InputChannels = 4 };
+        var spec = new NetworkSpec { Encoder = new LinformerEncoderOptions { SequenceLength = 4, ModelWidth = 4, ProjectedLength = 2, Heads = 1 }, InputChannels = 4 };
         var rows = new SequenceBatch(new InputBinding("Values", SequenceItemKind.Single, 4, 4, null, null), 1) { Count = 1 };
         var data = new TrainingSet(rows, null, null);
         var baseline = new TrainerSettings { Epochs = 2, BatchSize = 8, LearningRate = 1e-3, WarmupFraction = 0.1, WeightDecay = 0.01, GradientClipNorm = 1, Seed = 3, MaskingProbability = 0.15 };

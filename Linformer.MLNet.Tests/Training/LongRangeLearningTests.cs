@@ -67,7 +67,7 @@ public sealed class LongRangeLearningTests
         {
             Encoder = new LinformerEncoderOptions
             {
-                SequenceLength = N, Channels = 32, ProjectedLength = 16, Heads = 2, Depth = 1, FeedForwardSize = 64,
+                SequenceLength = N, ModelWidth = 32, ProjectedLength = 16, Heads = 2, Depth = 1, FeedForwardSize = 64,
                 VocabularySize = 3, Dropout = 0, FeedForwardDropout = 0,
             },
             Head = HeadKind.Classification, Classes = 2,

@@ -24,7 +24,7 @@ internal sealed record NetworkSpec
     public bool PretrainingHead { get; init; }
 
     [JsonIgnore] public bool UsesTokens => Encoder.UsesTokens;
-    [JsonIgnore] public int Width => Encoder.UsesTokens ? Encoder.EffectiveEmbeddingSize : Encoder.Channels;
+    [JsonIgnore] public int Width => Encoder.UsesTokens ? Encoder.EffectiveEmbeddingSize : Encoder.ModelWidth;
 }
 
 /// <summary>
@@ -44,7 +44,7 @@ internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
     {
         Spec = spec;
         var o = spec.Encoder;
-        if (!o.UsesTokens && spec.InputChannels != o.Channels) input_projection = nn.Linear(spec.InputChannels, o.Channels);
+        if (!o.UsesTokens && spec.InputChannels != o.ModelWidth) input_projection = nn.Linear(spec.InputChannels, o.ModelWidth);
         this.encoder = encoder ?? new LinformerEncoder(o);
         head = spec.Head switch
         {

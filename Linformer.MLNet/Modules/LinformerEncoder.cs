@@ -35,7 +35,7 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options.Validate();
-        int c = options.Channels, n = options.SequenceLength, h = options.Heads, d = options.EffectiveHeadWidth;
+        int c = options.ModelWidth, n = options.SequenceLength, h = options.Heads, d = options.EffectiveHeadWidth;
 
         if (options.UsesTokens)
         {
@@ -179,11 +179,11 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
         else
         {
             if (input.dim() != 3)
-                throw new ArgumentException($"Float input must have shape (batch, n, channels) = (B, <= {o.SequenceLength}, {o.Channels}); got ({string.Join(", ", input.shape)}).", nameof(input));
+                throw new ArgumentException($"Float input must have shape (batch, n, channels) = (B, <= {o.SequenceLength}, {o.ModelWidth}); got ({string.Join(", ", input.shape)}).", nameof(input));
             if (!input.is_floating_point())
                 throw new ArgumentException($"Float input must be a floating-point tensor (float32); got {input.dtype}.", nameof(input));
-            if (input.shape[2] != o.Channels)
-                throw new ArgumentException($"Input channels ({input.shape[2]}) must equal channels ({o.Channels}).", nameof(input));
+            if (input.shape[2] != o.ModelWidth)
+                throw new ArgumentException($"Input channels ({input.shape[2]}) must equal channels ({o.ModelWidth}).", nameof(input));
         }
         long n = input.shape[1];
         if (n <= 0 || n > o.SequenceLength)

@@ -1,71 +1,22 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 namespace Linformer.MLNet.Modules;
-
-/// <summary>How the key/value sequence projections E and F are shared (the paper's Section 4, "parameter sharing").</summary>
-public enum ParameterSharing
-{
-    /// <summary>One E and one F per head in every layer (the seed's <c>"none"</c>).</summary>
-    None,
-    /// <summary>One E and one F per layer, shared by its heads (<c>"headwise"</c>).</summary>
-    Headwise,
-    /// <summary>One projection per layer used as both E and F (<c>"kv"</c>).</summary>
-    KeyValue,
-    /// <summary>One projection for every layer and head, used as both E and F (<c>"layerwise"</c>, the default).</summary>
-    Layerwise,
-}
-
-/// <summary>How a sequence projection maps n positions to k.</summary>
-public enum ProjectionMethod
-{
-    /// <summary>A learned linear map n → k with bias (the seed's <c>"learnable"</c>).</summary>
-    Learnable,
-    /// <summary>A 1-D convolution over each head's channels with kernel = stride = n / k (the seed's <c>"convolution"</c>); n must be a multiple of k.</summary>
-    Convolution,
-    /// <summary>A fixed random matrix drawn from N(0, (1/k)²) like the seed's <c>"no_params"</c>, stored as a buffer so it is saved with the model.</summary>
-    Fixed,
-}
-
-/// <summary>The feed-forward activation.</summary>
-public enum Activation
-{
-    /// <summary>Exact (erf) GELU.</summary>
-    Gelu,
-    /// <summary>ReLU.</summary>
-    Relu,
-}
-
-/// <summary>Where the layer normalisation of a residual block sits.</summary>
-public enum NormPlacement
-{
-    /// <summary><c>x = LayerNorm(x + f(x))</c>, as in the seed and the original Transformer.</summary>
-    PostNorm,
-    /// <summary><c>x = x + f(LayerNorm(x))</c> with a final LayerNorm after the last layer; easier to train deep.</summary>
-    PreNorm,
-}
-
-/// <summary>The position embedding added to token embeddings.</summary>
-public enum PositionEmbedding
-{
-    /// <summary>No position embedding (the seed's <c>Linformer</c> on float input).</summary>
-    None,
-    /// <summary>The seed's sinusoidal embedding: base 100000, sines in the first half, cosines in the second.</summary>
-    Sinusoidal,
-    /// <summary>A learned embedding of each position.</summary>
-    Learned,
-}
 
 /// <summary>
 /// The hyper-parameters of a <see cref="LinformerEncoder"/>: one validated record for the whole model.
 /// Names follow .NET conventions; each member's documentation names the <c>linformer-pytorch</c> argument it
-/// corresponds to. Defaults are those of <c>linformer-pytorch</c>'s <c>Linformer</c> class.
+/// corresponds to. Defaults are those of <c>linformer-pytorch</c>'s <c>Linformer</c> class. <see cref="Validate"/>
+/// holds every rule on these settings; the ML.NET estimator maps its options onto this record and validates through it.
 /// </summary>
 public sealed record LinformerEncoderOptions
 {
     /// <summary>Sequence length n (<c>input_size</c>). Inputs may be shorter; never longer.</summary>
     public required int SequenceLength { get; init; }
 
-    /// <summary>Model width (<c>channels</c>): features per position inside the encoder.</summary>
-    public required int Channels { get; init; }
+    /// <summary>Model width C (the seed's <c>channels</c>): features per position inside the encoder.</summary>
+    /// <remarks>Saved models store it under its former name <c>Channels</c>.</remarks>
+    [JsonPropertyName("Channels")]
+    public required int ModelWidth { get; init; }
 
     /// <summary>Projected length k of keys and values (<c>dim_k</c>), 1 ≤ k ≤ n.</summary>
     public required int ProjectedLength { get; init; }
@@ -73,7 +24,7 @@ public sealed record LinformerEncoderOptions
     /// <summary>Hidden width of the feed-forward block (<c>dim_ff</c>).</summary>
     public int FeedForwardSize { get; init; } = 256;
 
-    /// <summary>Width of each head (<c>dim_d</c>); null means <see cref="Channels"/> / <see cref="Heads"/>.</summary>
+    /// <summary>Width of each head (<c>dim_d</c>); null means <see cref="ModelWidth"/> / <see cref="Heads"/>.</summary>
     public int? HeadWidth { get; init; }
 
     /// <summary>Dropout in the feed-forward block (<c>dropout_ff</c>).</summary>
@@ -120,8 +71,8 @@ public sealed record LinformerEncoderOptions
     public int? VocabularySize { get; init; }
 
     /// <summary>
-    /// Token embedding width (<c>emb_dim</c>) when it differs from <see cref="Channels"/>: embeddings are then
-    /// projected in to <see cref="Channels"/> and the output projected back. Only with <see cref="VocabularySize"/>.
+    /// Token embedding width (<c>emb_dim</c>) when it differs from <see cref="ModelWidth"/>: embeddings are then
+    /// projected in to <see cref="ModelWidth"/> and the output projected back. Only with <see cref="VocabularySize"/>.
     /// </summary>
     public int? EmbeddingSize { get; init; }
 
@@ -134,10 +85,10 @@ public sealed record LinformerEncoderOptions
 
     /// <summary>The position embedding in effect (see <see cref="PositionEmbedding"/>).</summary>
     public PositionEmbedding EffectivePositionEmbedding =>
-        PositionEmbedding ?? (UsesTokens ? Modules.PositionEmbedding.Sinusoidal : Modules.PositionEmbedding.None);
+        PositionEmbedding ?? (UsesTokens ? MLNet.PositionEmbedding.Sinusoidal : MLNet.PositionEmbedding.None);
 
-    /// <summary>Width of the encoder's input features: the embedding width for tokens, else <see cref="Channels"/>.</summary>
-    public int InputWidth => UsesTokens ? EffectiveEmbeddingSize : Channels;
+    /// <summary>Width of the encoder's input features: the embedding width for tokens, else <see cref="ModelWidth"/>.</summary>
+    public int InputWidth => UsesTokens ? EffectiveEmbeddingSize : ModelWidth;
 
     /// <summary>
     /// Always false. Linformer cannot be causal: E and F mix every position, future ones included, into each
@@ -146,85 +97,116 @@ public sealed record LinformerEncoderOptions
     /// </summary>
     public bool Causal { get; init; }
 
-    /// <summary>The width of one head: <see cref="HeadWidth"/> or <see cref="Channels"/> / <see cref="Heads"/>.</summary>
-    public int EffectiveHeadWidth => HeadWidth ?? Channels / Math.Max(1, Heads);
+    /// <summary>The width of one head: <see cref="HeadWidth"/> or <see cref="ModelWidth"/> / <see cref="Heads"/>.</summary>
+    public int EffectiveHeadWidth => HeadWidth ?? ModelWidth / Math.Max(1, Heads);
 
     /// <summary>True when the encoder reads token ids.</summary>
     public bool UsesTokens => VocabularySize is not null;
 
-    /// <summary>Token embedding width: <see cref="EmbeddingSize"/> or <see cref="Channels"/>.</summary>
-    public int EffectiveEmbeddingSize => EmbeddingSize ?? Channels;
+    /// <summary>Token embedding width: <see cref="EmbeddingSize"/> or <see cref="ModelWidth"/>.</summary>
+    public int EffectiveEmbeddingSize => EmbeddingSize ?? ModelWidth;
 
     /// <summary>Projected length of layer <paramref name="layer"/> (0-based).</summary>
     public int ProjectedLengthOfLayer(int layer) => Math.Max(1, ProjectedLength - layer * ProjectedLengthReductionPerLayer);
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid setting, its rule and its value.</summary>
-    public LinformerEncoderOptions Validate()
+    /// <summary>
+    /// Throws an <see cref="ArgumentException"/> naming the first invalid setting, its rule, its value and the
+    /// <c>linformer-pytorch</c> argument it corresponds to.
+    /// </summary>
+    public LinformerEncoderOptions Validate() => Check(sequenceLengthKnown: true);
+
+    /// <summary>
+    /// Every rule of <see cref="Validate"/> that does not need the sequence length: the ML.NET estimator checks its
+    /// options when it is created, before it sees the input column that gives the sequence length.
+    /// </summary>
+    internal LinformerEncoderOptions ValidateExceptSequenceLength() => Check(sequenceLengthKnown: false);
+
+    private LinformerEncoderOptions Check(bool sequenceLengthKnown)
     {
-        Positive(SequenceLength, "SequenceLength (input_size)");
-        Positive(Channels, "Channels (channels)");
-        Positive(Heads, "Heads (nhead)");
-        Positive(Depth, "Depth (depth)");
-        Positive(FeedForwardSize, "FeedForwardSize (dim_ff)");
-        Probability(Dropout, "Dropout (dropout)");
-        Probability(FeedForwardDropout, "FeedForwardDropout (dropout_ff)");
+        if (sequenceLengthKnown) Positive(SequenceLength, nameof(SequenceLength));
+        Positive(ModelWidth, nameof(ModelWidth));
+        Positive(Heads, nameof(Heads));
+        Positive(Depth, nameof(Depth));
+        Positive(FeedForwardSize, nameof(FeedForwardSize));
+        Probability(Dropout, nameof(Dropout));
+        Probability(FeedForwardDropout, nameof(FeedForwardDropout));
         if (Causal)
             throw new ArgumentException(
-                "Causal (causal) = true is not supported: Linformer projects keys and values along the sequence axis, " +
+                "Causal = true is not supported: Linformer projects keys and values along the sequence axis, " +
                 "so every projected column mixes all positions, future ones included, and no mask over the k columns " +
                 "can stop position i from seeing positions after i (linformer-pytorch's causal mode leaks the future). " +
                 "Use full attention or another causal architecture for autoregressive models.", nameof(Causal));
-        if (HeadWidth is null && Channels % Heads != 0)
-            throw new ArgumentException($"Channels (channels) ({Channels}) must be divisible by Heads (nhead) ({Heads}) unless HeadWidth (dim_d) is set.", nameof(Heads));
-        if (HeadWidth is { } d) Positive(d, "HeadWidth (dim_d)");
-        if (OutputIntermediateSize is { } w) Positive(w, "OutputIntermediateSize (w_o_intermediate_dim)");
-        if (!Enum.IsDefined(Sharing)) throw new ArgumentException($"Sharing (parameter_sharing) ({Sharing}) is not one of none, headwise, kv, layerwise.", nameof(Sharing));
-        if (!Enum.IsDefined(ProjectionMethod)) throw new ArgumentException($"ProjectionMethod (method) ({ProjectionMethod}) is not one of learnable, convolution, fixed.", nameof(ProjectionMethod));
-        if (!Enum.IsDefined(Activation)) throw new ArgumentException($"Activation (activation) ({Activation}) is not one of gelu, relu.", nameof(Activation));
-        if (!Enum.IsDefined(NormPlacement)) throw new ArgumentException($"NormPlacement ({NormPlacement}) is not defined.", nameof(NormPlacement));
-        if (!Enum.IsDefined(EffectivePositionEmbedding)) throw new ArgumentException($"PositionEmbedding ({PositionEmbedding}) is not defined.", nameof(PositionEmbedding));
+        if (HeadWidth is null && ModelWidth % Heads != 0)
+            throw new ArgumentException(
+                $"ModelWidth ({ModelWidth}) must be divisible by Heads ({Heads}) unless HeadWidth is set" +
+                $"{PyTorchArguments.Note(nameof(ModelWidth), nameof(Heads), nameof(HeadWidth))}.", nameof(Heads));
+        if (HeadWidth is { } d) Positive(d, nameof(HeadWidth));
+        if (OutputIntermediateSize is { } w) Positive(w, nameof(OutputIntermediateSize));
+        Defined(Sharing, nameof(Sharing), PyTorchArguments.SharingValues);
+        Defined(ProjectionMethod, nameof(ProjectionMethod), PyTorchArguments.MethodValues);
+        Defined(Activation, nameof(Activation), PyTorchArguments.ActivationValues);
+        if (!Enum.IsDefined(NormPlacement))
+            throw new ArgumentException($"NormPlacement ({NormPlacement}) is not one of {string.Join(", ", Enum.GetNames<NormPlacement>())}.", nameof(NormPlacement));
+        if (!Enum.IsDefined(EffectivePositionEmbedding))
+            throw new ArgumentException($"PositionEmbedding ({PositionEmbedding}) is not one of {string.Join(", ", Enum.GetNames<PositionEmbedding>())}.", nameof(PositionEmbedding));
         if (ProjectedLengthReductionPerLayer < 0)
-            throw new ArgumentOutOfRangeException(nameof(ProjectedLengthReductionPerLayer), ProjectedLengthReductionPerLayer, $"ProjectedLengthReductionPerLayer (k_reduce_by_layer) ({ProjectedLengthReductionPerLayer}) must be >= 0.");
+            throw new ArgumentOutOfRangeException(nameof(ProjectedLengthReductionPerLayer), ProjectedLengthReductionPerLayer,
+                $"ProjectedLengthReductionPerLayer ({ProjectedLengthReductionPerLayer}) must be >= 0{PyTorchArguments.Note(nameof(ProjectedLengthReductionPerLayer))}.");
         if (!FullAttention)
         {
             if (ProjectedLength <= 0)
-                throw new ArgumentOutOfRangeException(nameof(ProjectedLength), ProjectedLength, $"ProjectedLength (dim_k) ({ProjectedLength}) must be positive.");
-            if (ProjectedLength > SequenceLength)
-                throw new ArgumentOutOfRangeException(nameof(ProjectedLength), ProjectedLength, $"ProjectedLength (dim_k) ({ProjectedLength}) must not exceed the sequence length (input_size) ({SequenceLength}).");
+                throw new ArgumentOutOfRangeException(nameof(ProjectedLength), ProjectedLength,
+                    $"ProjectedLength ({ProjectedLength}) must be positive{PyTorchArguments.Note(nameof(ProjectedLength))}.");
+            if (sequenceLengthKnown && ProjectedLength > SequenceLength)
+                throw new ArgumentOutOfRangeException(nameof(ProjectedLength), ProjectedLength,
+                    $"ProjectedLength ({ProjectedLength}) must not exceed SequenceLength ({SequenceLength}){PyTorchArguments.Note(nameof(ProjectedLength), nameof(SequenceLength))}.");
             if (Sharing == ParameterSharing.Layerwise && ProjectedLengthReductionPerLayer > 0 && Depth > 1)
                 throw new ArgumentException(
-                    $"ProjectedLengthReductionPerLayer (k_reduce_by_layer) ({ProjectedLengthReductionPerLayer}) needs Sharing other than layerwise: " +
-                    "one projection shared by every layer has one k.", nameof(ProjectedLengthReductionPerLayer));
-            if (ProjectionMethod == ProjectionMethod.Convolution)
+                    $"ProjectedLengthReductionPerLayer ({ProjectedLengthReductionPerLayer}) needs Sharing other than Layerwise: one projection shared by every layer has one k " +
+                    $"(linformer-pytorch: {PyTorchArguments.Of(nameof(ProjectedLengthReductionPerLayer))}, " +
+                    $"{PyTorchArguments.Of(nameof(Sharing))} = '{PyTorchArguments.ValueOf(PyTorchArguments.SharingValues, ParameterSharing.Layerwise)}').",
+                    nameof(ProjectedLengthReductionPerLayer));
+            if (sequenceLengthKnown && ProjectionMethod == ProjectionMethod.Convolution)
                 for (int layer = 0; layer < Depth; layer++)
                 {
                     int k = ProjectedLengthOfLayer(layer);
                     if (SequenceLength % k != 0)
                         throw new ArgumentException(
-                            $"ProjectionMethod convolution needs the sequence length (input_size) ({SequenceLength}) to be a multiple of the projected length " +
-                            $"(dim_k) of every layer; layer {layer} has k = {k}. With kernel = stride = n / k the convolution gives exactly k outputs only then.",
+                            $"ProjectionMethod Convolution needs SequenceLength ({SequenceLength}) to be a multiple of the projected length of every layer; " +
+                            $"layer {layer} has k = {k}. With kernel = stride = n / k the convolution gives exactly k outputs only then" +
+                            $"{PyTorchArguments.Note(nameof(ProjectionMethod), nameof(SequenceLength), nameof(ProjectedLength))}.",
                             nameof(ProjectedLength));
                 }
         }
-        if (VocabularySize is { } v) Positive(v, "VocabularySize (num_tokens)");
+        if (VocabularySize is { } v) Positive(v, nameof(VocabularySize));
         if (EmbeddingSize is { } e)
         {
-            Positive(e, "EmbeddingSize (emb_dim)");
+            Positive(e, nameof(EmbeddingSize));
             if (VocabularySize is null)
-                throw new ArgumentException("EmbeddingSize (emb_dim) applies to token input only; set VocabularySize (num_tokens) too.", nameof(EmbeddingSize));
+                throw new ArgumentException(
+                    $"EmbeddingSize ({e}) applies to token input only; set VocabularySize too{PyTorchArguments.Note(nameof(EmbeddingSize), nameof(VocabularySize))}.", nameof(EmbeddingSize));
         }
-        if (EffectivePositionEmbedding == Modules.PositionEmbedding.Sinusoidal && InputWidth % 2 != 0)
+        if (EffectivePositionEmbedding == MLNet.PositionEmbedding.Sinusoidal && InputWidth % 2 != 0)
             throw new ArgumentException($"The sinusoidal position embedding needs an even input width; got {InputWidth}. Choose an even width, or set PositionEmbedding to Learned or None.", nameof(PositionEmbedding));
         return this;
     }
 
-    private static void Positive(int value, string name)
+    private static void Positive(int value, string setting)
     {
-        if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{name} ({value}) must be positive.");
+        if (value <= 0) throw new ArgumentOutOfRangeException(setting, value, $"{setting} ({value}) must be positive{PyTorchArguments.Note(setting)}.");
     }
 
-    private static void Probability(double value, string name)
+    private static void Probability(double value, string setting)
     {
-        if (!(value >= 0 && value < 1)) throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} ({value}) must be in [0, 1)."));
+        if (!(value >= 0 && value < 1))
+            throw new ArgumentOutOfRangeException(setting, value, string.Create(CultureInfo.InvariantCulture, $"{setting} ({value}) must be in [0, 1){PyTorchArguments.Note(setting)}."));
+    }
+
+    private static void Defined<T>(T value, string setting, IReadOnlyList<(string Value, T Setting)> seedValues) where T : struct, Enum
+    {
+        if (!Enum.IsDefined(value))
+            throw new ArgumentException(
+                $"{setting} ({value}) is not one of {string.Join(", ", seedValues.Select(v => v.Setting))} " +
+                $"(linformer-pytorch: {PyTorchArguments.Of(setting)} = {string.Join(", ", seedValues.Select(v => $"'{v.Value}'"))}).", setting);
     }
 }

@@ -87,7 +87,7 @@ internal static class LinformerModelFormat
                 $"the input channels disagree (network {network.InputChannels}, input column {input.Channels})");
             Require(d.PaddingTokenId is null, "PaddingTokenId applies to token input only");
         }
-        Require((long)input.SequenceLength * Math.Max(1, Math.Max(input.Channels, encoder.Channels)) <= int.MaxValue,
+        Require((long)input.SequenceLength * Math.Max(1, Math.Max(input.Channels, encoder.ModelWidth)) <= int.MaxValue,
             $"a row of {input.SequenceLength} positions does not fit one ML.NET vector");
         Require(network.Head != HeadKind.Classification || network.Classes > 0, $"the classification head needs classes (stored: {network.Classes})");
         Require(network.Classes >= 0, $"Classes ({network.Classes}) must not be negative");
@@ -103,11 +103,11 @@ internal static class LinformerModelFormat
     {
         var e = spec.Encoder;
         double width = spec.Width, layers = e.Depth;
-        double values = layers * 3 * e.Channels * ((double)e.Heads * e.EffectiveHeadWidth);
-        if (e.IncludeFeedForward) values += layers * 2 * (double)e.Channels * e.FeedForwardSize;
+        double values = layers * 3 * e.ModelWidth * ((double)e.Heads * e.EffectiveHeadWidth);
+        if (e.IncludeFeedForward) values += layers * 2 * (double)e.ModelWidth * e.FeedForwardSize;
         if (e.UsesTokens) values += (double)e.VocabularySize!.Value * e.EffectiveEmbeddingSize;
         if (!e.FullAttention && e.ProjectionMethod != ProjectionMethod.Convolution) values += e.SequenceLength;
-        if (!e.UsesTokens && spec.InputChannels != e.Channels) values += (double)spec.InputChannels * e.Channels;
+        if (!e.UsesTokens && spec.InputChannels != e.ModelWidth) values += (double)spec.InputChannels * e.ModelWidth;
         if (spec.Head == HeadKind.Classification) values += width * spec.Classes;
         if (spec.PretrainingHead) values += width * (e.UsesTokens ? e.VocabularySize!.Value : spec.InputChannels);
         return values;

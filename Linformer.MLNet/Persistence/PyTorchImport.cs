@@ -3,6 +3,7 @@ using System.Text.Json;
 using Linformer.MLNet.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
+using O = Linformer.MLNet.Modules.LinformerEncoderOptions;
 
 namespace Linformer.MLNet.Persistence;
 
@@ -13,24 +14,23 @@ namespace Linformer.MLNet.Persistence;
 /// </summary>
 public static class PyTorchImport
 {
-    private static readonly HashSet<string> LinformerArguments = new(StringComparer.Ordinal)
-    {
-        "input_size", "channels", "dim_k", "dim_ff", "dim_d", "dropout_ff", "nhead", "depth", "dropout", "activation",
-        "checkpoint_level", "parameter_sharing", "k_reduce_by_layer", "full_attention", "include_ff",
-        "w_o_intermediate_dim", "decoder_mode", "causal", "method", "ff_intermediate",
-    };
+    // The arguments with an encoder setting come from the one table (PyTorchArguments); these are checked, then
+    // left out (see the remarks of OptionsFromSeedArguments) or refused.
+    private static readonly HashSet<string> LinformerArguments = new(
+        PyTorchArguments.OfSetting.Where(kv => !PyTorchArguments.LanguageModelOnly.Contains(kv.Key)).Select(kv => kv.Value)
+            .Concat(["checkpoint_level", "decoder_mode", "ff_intermediate"]),
+        StringComparer.Ordinal);
 
-    private static readonly HashSet<string> LanguageModelArguments = new(LinformerArguments, StringComparer.Ordinal)
-    {
-        "num_tokens", "emb_dim", "return_emb", "dropout_tokens",
-    };
+    private static readonly HashSet<string> LanguageModelArguments = new(
+        PyTorchArguments.OfSetting.Values.Concat(LinformerArguments).Concat(["return_emb", "dropout_tokens"]),
+        StringComparer.Ordinal);
 
     /// <summary>
     /// Translates the seed's constructor arguments into options, with the seed's defaults for omitted ones.
     /// </summary>
     /// <remarks>
     /// Two arguments act only in training and are checked, then left out: <c>checkpoint_level</c> (gradient
-    /// checkpointing; the seed then refuses an <c>input_mask</c>, see <see cref="PyTorchReferenceCase.Load"/>) and
+    /// checkpointing; the seed then refuses an <c>input_mask</c> in <c>forward</c>) and
     /// <c>LinformerLM</c>'s <c>dropout_tokens</c> (dropout on the embedded tokens, off in eval mode). The encoder
     /// has no token dropout, so the imported weights give the seed's eval output; training the imported encoder
     /// further drops no tokens.
@@ -54,7 +54,7 @@ public static class PyTorchImport
                 throw new ArgumentException($"Unknown {className} argument '{key}'; known: {string.Join(", ", known.Order())}.", nameof(kwargs));
 
         var a = new Args(className, kwargs);
-        if (a.Bool("causal", false))
+        if (a.Bool(nameof(O.Causal), false))
             throw new ArgumentException("causal=True cannot be honoured: Linformer's sequence-axis projection mixes future positions into every projected key and value, so the seed's causal mode leaks the future. Train a non-causal encoder instead.", nameof(kwargs));
         if (a.Bool("decoder_mode", false))
             throw new ArgumentException("decoder_mode=True (encoder-decoder cross attention) is not supported; import the encoder only.", nameof(kwargs));
@@ -74,53 +74,34 @@ public static class PyTorchImport
                     $"dropout_tokens ({dropoutTokens}) must be a probability in [0, 1], as torch.nn.Dropout requires."), nameof(kwargs));
         }
 
-        var sharing = a.String("parameter_sharing", "layerwise") switch
-        {
-            "none" => ParameterSharing.None,
-            "headwise" => ParameterSharing.Headwise,
-            "kv" => ParameterSharing.KeyValue,
-            "layerwise" => ParameterSharing.Layerwise,
-            var s => throw new ArgumentException($"parameter_sharing '{s}' must be one of none, headwise, kv, layerwise.", nameof(kwargs)),
-        };
-        var method = a.String("method", "learnable") switch
-        {
-            "learnable" => ProjectionMethod.Learnable,
-            "convolution" => ProjectionMethod.Convolution,
-            "no_params" => ProjectionMethod.Fixed,
-            var s => throw new ArgumentException($"method '{s}' must be one of learnable, convolution, no_params.", nameof(kwargs)),
-        };
-        var activation = a.String("activation", "gelu") switch
-        {
-            "gelu" => Activation.Gelu,
-            "relu" => Activation.Relu,
-            var s => throw new ArgumentException($"activation '{s}' must be gelu or relu.", nameof(kwargs)),
-        };
-        int reduce = a.Int("k_reduce_by_layer", 0);
+        var sharing = a.Choice(nameof(O.Sharing), PyTorchArguments.SharingValues, ParameterSharing.Layerwise);
+        int reduce = a.Int(nameof(O.ProjectedLengthReductionPerLayer), 0);
         // The seed hands one layerwise projection, built for dim_k, to every layer: k_reduce_by_layer has no effect there.
         if (sharing == ParameterSharing.Layerwise) reduce = 0;
 
+        // Defaults: the seed's, which differ between Linformer and LinformerLM.
         return new LinformerEncoderOptions
         {
-            SequenceLength = a.RequiredInt("input_size"),
-            Channels = a.RequiredInt("channels"),
-            ProjectedLength = lm ? a.Int("dim_k", 64) : a.RequiredInt("dim_k"),
-            FeedForwardSize = a.Int("dim_ff", lm ? 1024 : 256),
-            HeadWidth = a.NullableInt("dim_d"),
-            FeedForwardDropout = a.Double("dropout_ff", lm ? 0.1 : 0.15),
-            Heads = a.Int("nhead", 4),
-            Depth = a.Int("depth", lm ? 2 : 1),
-            Dropout = a.Double("dropout", lm ? 0.05 : 0.1),
-            Activation = activation,
+            SequenceLength = a.RequiredInt(nameof(O.SequenceLength)),
+            ModelWidth = a.RequiredInt(nameof(O.ModelWidth)),
+            ProjectedLength = lm ? a.Int(nameof(O.ProjectedLength), 64) : a.RequiredInt(nameof(O.ProjectedLength)),
+            FeedForwardSize = a.Int(nameof(O.FeedForwardSize), lm ? 1024 : 256),
+            HeadWidth = a.NullableInt(nameof(O.HeadWidth)),
+            FeedForwardDropout = a.Double(nameof(O.FeedForwardDropout), lm ? 0.1 : 0.15),
+            Heads = a.Int(nameof(O.Heads), 4),
+            Depth = a.Int(nameof(O.Depth), lm ? 2 : 1),
+            Dropout = a.Double(nameof(O.Dropout), lm ? 0.05 : 0.1),
+            Activation = a.Choice(nameof(O.Activation), PyTorchArguments.ActivationValues, Activation.Gelu),
             Sharing = sharing,
             ProjectedLengthReductionPerLayer = reduce,
-            ProjectionMethod = method,
-            FullAttention = a.Bool("full_attention", false),
-            IncludeFeedForward = a.Bool("include_ff", true),
-            OutputIntermediateSize = a.NullableInt("w_o_intermediate_dim"),
+            ProjectionMethod = a.Choice(nameof(O.ProjectionMethod), PyTorchArguments.MethodValues, ProjectionMethod.Learnable),
+            FullAttention = a.Bool(nameof(O.FullAttention), false),
+            IncludeFeedForward = a.Bool(nameof(O.IncludeFeedForward), true),
+            OutputIntermediateSize = a.NullableInt(nameof(O.OutputIntermediateSize)),
             NormPlacement = NormPlacement.PostNorm,
-            VocabularySize = lm ? a.RequiredInt("num_tokens") : null,
-            EmbeddingSize = lm ? a.NullableInt("emb_dim") : null,
-            PositionEmbedding = lm ? Modules.PositionEmbedding.Sinusoidal : Modules.PositionEmbedding.None,
+            VocabularySize = lm ? a.RequiredInt(nameof(O.VocabularySize)) : null,
+            EmbeddingSize = lm ? a.NullableInt(nameof(O.EmbeddingSize)) : null,
+            PositionEmbedding = lm ? PositionEmbedding.Sinusoidal : PositionEmbedding.None,
         }.Validate();
     }
 
@@ -161,7 +142,7 @@ public static class PyTorchImport
         if (o.ProjectionMethod == ProjectionMethod.Fixed && !o.FullAttention)
             throw new InvalidDataException("linformer-pytorch does not save its 'no_params' projection matrices, so weights trained with method='no_params' cannot be reproduced from a state dict.");
         var loader = new StateLoader(state, source);
-        string root = o.UsesTokens ? (o.EffectiveEmbeddingSize != o.Channels ? "linformer.fn." : "linformer.") : "";
+        string root = o.UsesTokens ? (o.EffectiveEmbeddingSize != o.ModelWidth ? "linformer.fn." : "linformer.") : "";
         int h = o.Heads, d = o.EffectiveHeadWidth;
         long hd = (long)h * d;
 
@@ -305,13 +286,20 @@ public static class PyTorchImport
         }
     }
 
+    /// <summary>
+    /// The keyword arguments, read by encoder setting (translated through <see cref="PyTorchArguments"/>) or, for
+    /// arguments without a setting, by their own name.
+    /// </summary>
     private sealed class Args(string className, IReadOnlyDictionary<string, JsonElement> kwargs)
     {
+        private static string Argument(string name)
+            => PyTorchArguments.OfSetting.TryGetValue(name, out var argument) ? argument : name;
+
         private JsonElement? Get(string name)
-            => kwargs.TryGetValue(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+            => kwargs.TryGetValue(Argument(name), out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
 
         public int RequiredInt(string name)
-            => NullableInt(name) ?? throw new ArgumentException($"{className} argument '{name}' is required.", nameof(kwargs));
+            => NullableInt(name) ?? throw new ArgumentException($"{className} argument '{Argument(name)}' is required.", nameof(kwargs));
 
         public int Int(string name, int fallback) => NullableInt(name) ?? fallback;
 
@@ -319,14 +307,14 @@ public static class PyTorchImport
         {
             if (Get(name) is not { } v) return null;
             if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return i;
-            throw new ArgumentException($"{className} argument '{name}' must be an integer; got {v.GetRawText()}.", nameof(kwargs));
+            throw new ArgumentException($"{className} argument '{Argument(name)}' must be an integer; got {v.GetRawText()}.", nameof(kwargs));
         }
 
         public double Double(string name, double fallback)
         {
             if (Get(name) is not { } v) return fallback;
             if (v.ValueKind == JsonValueKind.Number) return v.GetDouble();
-            throw new ArgumentException($"{className} argument '{name}' must be a number; got {v.GetRawText()}.", nameof(kwargs));
+            throw new ArgumentException($"{className} argument '{Argument(name)}' must be a number; got {v.GetRawText()}.", nameof(kwargs));
         }
 
         public bool Bool(string name, bool fallback)
@@ -336,7 +324,7 @@ public static class PyTorchImport
             {
                 JsonValueKind.True => true,
                 JsonValueKind.False => false,
-                _ => throw new ArgumentException($"{className} argument '{name}' must be true or false; got {v.GetRawText()}.", nameof(kwargs)),
+                _ => throw new ArgumentException($"{className} argument '{Argument(name)}' must be true or false; got {v.GetRawText()}.", nameof(kwargs)),
             };
         }
 
@@ -344,7 +332,17 @@ public static class PyTorchImport
         {
             if (Get(name) is not { } v) return fallback;
             if (v.ValueKind == JsonValueKind.String) return v.GetString()!;
-            throw new ArgumentException($"{className} argument '{name}' must be a string; got {v.GetRawText()}.", nameof(kwargs));
+            throw new ArgumentException($"{className} argument '{Argument(name)}' must be a string; got {v.GetRawText()}.", nameof(kwargs));
+        }
+
+        /// <summary>A string argument whose values stand for an enum's (<c>parameter_sharing='kv'</c>).</summary>
+        public T Choice<T>(string setting, IReadOnlyList<(string Value, T Setting)> values, T fallback) where T : struct, Enum
+        {
+            if (Get(setting) is null) return fallback;
+            string given = String(setting, "");
+            foreach (var (value, choice) in values)
+                if (value == given) return choice;
+            throw new ArgumentException($"{Argument(setting)} '{given}' must be one of {string.Join(", ", values.Select(v => v.Value))}.", nameof(kwargs));
         }
     }
 }

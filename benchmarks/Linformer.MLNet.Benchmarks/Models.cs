@@ -97,7 +97,7 @@ internal sealed class ModelUnderTest : IDisposable
                 var options = new LinformerEncoderOptions
                 {
                     SequenceLength = n,
-                    Channels = profile.Channels,
+                    ModelWidth = profile.Channels,
                     Heads = profile.Heads,
                     FeedForwardSize = profile.FeedForward,
                     ProjectedLength = spec.Kind == ModelKind.Linformer ? spec.ProjectedLength : n,

@@ -1,16 +1,18 @@
 using System.Text.Json;
 using Linformer.MLNet.Modules;
+using Linformer.MLNet.Persistence;
 using static TorchSharp.torch;
 
-namespace Linformer.MLNet.Persistence;
+namespace Linformer.MLNet.Cli;
 
 /// <summary>
 /// A recorded <c>linformer-pytorch</c> run: a folder with <c>case.json</c> (class, <c>kwargs</c>),
 /// <c>weights.safetensors</c> (the state dict) and <c>io.safetensors</c> (<c>input</c>, <c>output</c>, optional
 /// <c>input_mask</c>). Rebuilds the encoder in .NET and measures how far its output is from the recorded one —
-/// the way to prove a conversion before relying on it.
+/// the way to prove a conversion before relying on it. Built only from the library's public API (the PyTorch import
+/// and the safetensors reader); the tests compile this file too.
 /// </summary>
-public sealed class PyTorchReferenceCase : IDisposable
+internal sealed class PyTorchReferenceCase : IDisposable
 {
     /// <summary>The encoder built from the case's arguments with its weights loaded.</summary>
     public LinformerEncoder Encoder { get; }
