@@ -54,7 +54,7 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
         {
             if (sequenceLength <= 0)
                 throw new ArgumentException(
-                    $"SequenceLength must be set for the variable-length input column '{column}' of type {col.Type}: it is the length N that shorter rows are padded to and longer rows cut to.",
+                    $"SequenceLength must be set for the variable-length input column '{column}' of type VarVector<{item}>: it is the length N that shorter rows are padded to and longer rows cut to.",
                     "SequenceLength");
             int perPosition = kind == SequenceItemKind.Single ? Math.Max(1, channels) : 0;
             if (maskColumn is not null)
