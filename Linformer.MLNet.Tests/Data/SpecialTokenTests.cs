@@ -92,6 +92,40 @@ public sealed class SpecialTokenTests
         }
     }
 
+    public sealed class FixedInts { [VectorType(N)] public int[] Tokens { get; set; } = new int[N]; }
+    public sealed class VarFloats { public float[] Tokens { get; set; } = [1, 2]; }
+
+    [TestMethod]
+    public void FixedIntColumnsKeepTheirEmbeddingAndTheInitialModelDecidesTheLayout()
+    {
+        var ml = new MLContext(seed: 2);
+        var o = Options();
+        o.VocabularySize = Keys;
+        o.Epochs = 0;
+        var ints = ml.Data.LoadFromEnumerable(new[] { new FixedInts() });
+        using var plain = ml.Transforms.Linformer(o).Fit(ints);
+        Assert.IsFalse(plain.Spec.SpecialTokens, "fixed-length Int32 ids are the user's own: nothing reserved by default");
+        Assert.AreEqual(Keys, plain.Spec.Encoder.VocabularySize);
+
+        // Fine-tuning takes the initial model's layout; asking for the other one is an error naming the option.
+        using var reserved = ml.Transforms.Linformer(Options()).Fit(ml.Data.LoadFromEnumerable(Rows(4, 3)));
+        var fine = Options();
+        fine.InitialModel = reserved;
+        fine.Epochs = 0;
+        using (var tuned = ml.Transforms.Linformer(fine).Fit(ml.Data.LoadFromEnumerable(Rows(4, 4))))
+            Assert.AreEqual((true, Keys + 3), (tuned.Spec.SpecialTokens, tuned.Spec.Encoder.VocabularySize));
+        fine.ReserveSpecialTokens = false;
+        var ex = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.Linformer(fine).Fit(ml.Data.LoadFromEnumerable(Rows(4, 4))));
+        Assert.AreEqual("ReserveSpecialTokens", ex.ParamName);
+        StringAssert.Contains(ex.Message, "ReserveSpecialTokens (False) differs from the initial model, which reserves padding, unknown and mask ids");
+
+        var floats = Options();
+        floats.ReserveSpecialTokens = true;
+        ex = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.Linformer(floats).Fit(ml.Data.LoadFromEnumerable(new[] { new VarFloats() })));
+        Assert.AreEqual("ReserveSpecialTokens", ex.ParamName);
+        StringAssert.Contains(ex.Message, "ReserveSpecialTokens applies to token input; column 'Tokens' holds floats");
+    }
+
     /// <summary>
     /// The masked batch itself: unselected positions unchanged; of the selected ones about 80% the mask id, 10% a
     /// random id of the input's vocabulary, 10% unchanged; no other reserved id ever appears.
