@@ -44,9 +44,16 @@ public sealed partial class LinformerEstimator
 
         /// <summary>Name of the output column (the encoding).</summary>
         public string OutputColumnName { get; set; } = "Features";
-        /// <summary>Name of the input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>. Null means <see cref="OutputColumnName"/>.</summary>
+        /// <summary>
+        /// Name of the input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>,
+        /// or the same item types as a variable-length vector (then <see cref="SequenceLength"/> is required: shorter
+        /// rows are padded and masked, longer ones cut by <see cref="Truncation"/>). Null means <see cref="OutputColumnName"/>.
+        /// </summary>
         public string? InputColumnName { get; set; }
-        /// <summary>Optional <c>Vector&lt;Boolean, N&gt;</c> column; true marks a real position, false padding.</summary>
+        /// <summary>
+        /// Optional <c>Vector&lt;Boolean, N&gt;</c> column (<c>VarVector&lt;Boolean&gt;</c> with as many values as the row
+        /// has positions, beside a variable-length input); true marks a real position, false padding.
+        /// </summary>
         public string? MaskColumnName { get; set; }
         /// <summary>Token id that marks padding when there is no mask column (token input only).</summary>
         public int? PaddingTokenId { get; set; }
@@ -70,12 +77,21 @@ public sealed partial class LinformerEstimator
 
         // Shape of the input
 
-        /// <summary>Sequence length N; 0 infers it from the column size (token input) or from <see cref="Channels"/>.</summary>
+        /// <summary>Sequence length N; 0 infers it from the column size (token input) or from <see cref="Channels"/>. Required for variable-length columns.</summary>
         public int SequenceLength { get; set; }
         /// <summary>Channels per position of float input; 0 infers from <see cref="SequenceLength"/> (or 1 when both are 0).</summary>
         public int Channels { get; set; }
         /// <summary>Vocabulary size of token input; 0 takes the key count of a Key column (required for Int32/Int64 columns).</summary>
         public int VocabularySize { get; set; }
+        /// <summary>Which positions a variable-length row longer than <see cref="SequenceLength"/> keeps (default: the first N).</summary>
+        public LinformerTruncation Truncation { get; set; } = LinformerTruncation.KeepStart;
+        /// <summary>
+        /// Whether the token embedding reserves three ids after the input's vocabulary V: padding (V), unknown (V+1,
+        /// what a missing key, Key value 0, reads as) and mask (V+2, used by the masked-token objective); see
+        /// docs/token-ids.md. Null (default): reserved for Key columns and variable-length columns, not for fixed-length
+        /// Int32/Int64 columns (whose ids and <see cref="VocabularySize"/> are the user's own, e.g. a PyTorch model's).
+        /// </summary>
+        public bool? ReserveSpecialTokens { get; set; }
 
         // Encoder
 

@@ -23,8 +23,8 @@ namespace Linformer.MLNet;
 /// ### Input and output columns
 /// | Column | Type | Meaning |
 /// | -- | -- | -- |
-/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>` | the sequence |
-/// | mask (optional) | `Vector<Boolean, N>` | true = real position; padded positions never influence real ones |
+/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`) | the sequence |
+/// | mask (optional) | `Vector<Boolean, N>` (`VarVector<Boolean>` beside a variable-length input) | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
 /// | head (optional, `ScoreColumnName`) | Boolean label: `Score` (`Single`, log-odds), `Probability`, `PredictedLabel` (`Boolean`); Key label: `Score` (`Vector<Single, classes>`, probabilities), `PredictedLabel` (`Key<UInt32, classes>`); Single label: `Score` | the trained head's outputs, named and typed as ML.NET's trainers emit them |
@@ -137,9 +137,13 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         ArgumentNullException.ThrowIfNull(inputSchema);
         if (!TryFind(inputSchema, InputColumn, out var input))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{InputColumn}'.");
-        if (input.Kind != SchemaShape.Column.VectorKind.Vector)
+        if (input.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Schema mismatch for input column '{InputColumn}': expected a known-size vector of Single, Int32, Int64 or Key<UInt32>, got {(input.Kind == SchemaShape.Column.VectorKind.VariableVector ? "a variable-size vector" : "a scalar")} of {input.ItemType}.");
+                $"Schema mismatch for input column '{InputColumn}': expected a vector (known size or variable) of Single, Int32, Int64 or Key<UInt32>, got a scalar of {input.ItemType}.");
+        if (input.Kind == SchemaShape.Column.VectorKind.VariableVector && options.SequenceLength == 0 && options.InitialModel is null)
+            throw new ArgumentException(
+                $"SequenceLength must be set for the variable-length input column '{InputColumn}' of type {TypeText(input)}: it is the length N that shorter rows are padded to and longer rows cut to.",
+                nameof(Options.SequenceLength));
         if (options.MaskColumnName is not null && !TryFind(inputSchema, options.MaskColumnName, out _))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.MaskColumnName}'.");
         var added = new List<SchemaShape.Column>
@@ -230,8 +234,10 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         ArgumentNullException.ThrowIfNull(input);
         var o = options;
         var binding = InputBinding.Bind(input.Schema, InputColumn, o.MaskColumnName,
-            o.SequenceLength > 0 ? o.SequenceLength : o.InitialModel?.Binding.SequenceLength ?? 0, o.Channels);
+            o.SequenceLength > 0 ? o.SequenceLength : o.InitialModel?.Binding.SequenceLength ?? 0,
+            o.Channels > 0 ? o.Channels : o.InitialModel?.Binding is { VariableLength: true } initial ? initial.Channels : 0, o.Truncation);
         int vocabulary = 0;
+        bool specialTokens = false;
         if (binding.IsTokens)
         {
             vocabulary = o.VocabularySize > 0 ? o.VocabularySize : binding.KeyCount ?? 0;
@@ -241,7 +247,11 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
                 throw new ArgumentException($"VocabularySize ({vocabulary}) is smaller than the key count ({keys}) of column '{binding.Column}'.", nameof(Options.VocabularySize));
             if (o.PaddingTokenId is { } pad && (pad < 0 || pad >= vocabulary))
                 throw new ArgumentOutOfRangeException(nameof(Options.PaddingTokenId), pad, $"PaddingTokenId ({pad}) must be inside the vocabulary [0, {vocabulary}).");
+            specialTokens = SpecialTokensFor(binding);
+            if (specialTokens) vocabulary = checked(vocabulary + TokenLayout.ReservedCount);
         }
+        else if (o.ReserveSpecialTokens == true)
+            throw new ArgumentException($"ReserveSpecialTokens applies to token input; column '{binding.Column}' holds floats ({input.Schema[binding.Column].Type}).", nameof(Options.ReserveSpecialTokens));
 
         HeadKind head = HeadKind.None;
         int classes = 0;
@@ -263,7 +273,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         manual_seed(seed);
         var device = MLNetHost.Device(env);
         LinformerNetwork network;
-        try { network = BuildNetwork(binding, vocabulary, head, classes, o.Epochs > 0 && head == HeadKind.None); }
+        try { network = BuildNetwork(binding, vocabulary, specialTokens, head, classes, o.Epochs > 0 && head == HeadKind.None); }
         catch (Exception ex) when (AllocationFailure.Is(ex))
         {
             throw AllocationFailure.Wrap(ex, "Creating the network's weights", binding.SequenceLength, o.BatchSize, "CPU");
@@ -271,10 +281,10 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         try
         {
             network.to(device);
-            if (o.Epochs > 0) Train(input, binding, vocabulary, network, device, seed);
+            if (o.Epochs > 0) Train(input, binding, network, device, seed);
             network.eval();
             return new LinformerTransformer(env, network, device, new TransformerSettings(binding, o.OutputColumnName,
-                null, o.OutputKind, vocabulary, o.PaddingTokenId, o.BatchSize, headColumns));
+                null, o.OutputKind, network.Spec.Encoder.VocabularySize ?? 0, o.PaddingTokenId, o.BatchSize, headColumns));
         }
         catch
         {
@@ -283,7 +293,26 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         }
     }
 
-    private LinformerNetwork BuildNetwork(InputBinding binding, int vocabulary, HeadKind head, int classes, bool pretraining)
+    /// <summary>
+    /// Whether the token embedding reserves padding, unknown and mask ids (docs/token-ids.md): as the option says,
+    /// else as the initial model has it, else for Key and variable-length columns; never for imported PyTorch weights
+    /// unless asked.
+    /// </summary>
+    private bool SpecialTokensFor(InputBinding binding)
+    {
+        var o = options;
+        if (o.InitialModel is { } initial)
+        {
+            bool has = initial.Spec.SpecialTokens;
+            if (o.ReserveSpecialTokens is { } asked && asked != has)
+                throw new ArgumentException($"ReserveSpecialTokens ({asked}) differs from the initial model, which {(has ? "reserves" : "reserves no")} padding, unknown and mask ids.", nameof(Options.ReserveSpecialTokens));
+            return has;
+        }
+        if (o.PyTorchWeightsPath is not null) return o.ReserveSpecialTokens ?? false;
+        return o.ReserveSpecialTokens ?? (binding.Kind == SequenceItemKind.Key || binding.VariableLength);
+    }
+
+    private LinformerNetwork BuildNetwork(InputBinding binding, int vocabulary, bool specialTokens, HeadKind head, int classes, bool pretraining)
     {
         var o = options;
         var encoderOptions = o.InitialModel?.Spec.Encoder
@@ -300,6 +329,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             Head = head,
             Classes = classes,
             PretrainingHead = pretraining,
+            SpecialTokens = specialTokens,
         };
         LinformerEncoder? encoder = null;
         if (o.PyTorchWeightsPath is not null) encoder = PyTorchImport.LoadEncoder(encoderOptions, o.PyTorchWeightsPath);
@@ -308,16 +338,16 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         return network;
     }
 
-    private void Train(IDataView input, InputBinding binding, int vocabulary, LinformerNetwork network, Device device, int seed)
+    private void Train(IDataView input, InputBinding binding, LinformerNetwork network, Device device, int seed)
     {
         var o = options;
-        var all = ReadTrainingSet(input, binding, vocabulary, network.Spec);
+        var all = ReadTrainingSet(input, binding, network.Spec);
         if (all.Count == 0) throw new InvalidOperationException($"The training data has no rows; Fit needs at least one row (or Epochs = 0).");
         TrainingSet train = all, validation = null!;
         if (o.ValidationSet is not null)
         {
             binding.CheckCompatible(o.ValidationSet.Schema);
-            validation = ReadTrainingSet(o.ValidationSet, binding, vocabulary, network.Spec);
+            validation = ReadTrainingSet(o.ValidationSet, binding, network.Spec);
         }
         else if (o.ValidationFraction > 0)
             (train, validation) = Split(all, o.ValidationFraction, seed);
@@ -336,7 +366,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         LinformerTrainer.Train(network, device, train, validation, settings);
     }
 
-    private TrainingSet ReadTrainingSet(IDataView data, InputBinding binding, int vocabulary, NetworkSpec spec)
+    private TrainingSet ReadTrainingSet(IDataView data, InputBinding binding, NetworkSpec spec)
     {
         var columns = binding.Columns(data.Schema).ToList();
         DataViewSchema.Column? label = options.LabelColumnName is null ? null : InputBinding.Find(data.Schema, options.LabelColumnName);
@@ -347,7 +377,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var targets = new List<float>();
         using (var cursor = data.GetRowCursor(columns))
         {
-            var reader = new SequenceReader(binding, cursor, vocabulary, options.PaddingTokenId);
+            var reader = new SequenceReader(binding, cursor, TokenLayout.Of(spec), options.PaddingTokenId);
             var one = new SequenceBatch(binding, 1);
             ValueGetter<uint>? keyLabel = null; ValueGetter<bool>? boolLabel = null; ValueGetter<float>? floatLabel = null;
             if (label is { } lc)

@@ -42,7 +42,7 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     private const string WeightsEntry = "LinformerWeights";
     private static readonly ModelVersionInfo Version = new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010003,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings, the head's columns
+        versionWritten: 0x00010004,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings, the head's columns; 1.4: variable-length input, reserved special tokens
         versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 and 1.3 models without head columns (it ignores the trailing hashes)
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
@@ -51,8 +51,18 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
     // A model with head columns needs a 1.3 reader: an older one would silently drop Probability and PredictedLabel.
     private static readonly ModelVersionInfo VersionWithHead = new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010003,
+        versionWritten: 0x00010004,
         versionReadable: 0x00010003,
+        versionWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
+
+    // A model that reads variable-length rows or reserves special tokens needs a 1.4 reader: an older one would ignore
+    // those settings and refuse variable-length columns, or read the last embedding rows as ordinary tokens.
+    private static readonly ModelVersionInfo VersionWithInputLayout = new(
+        modelSignature: "LINFORMR",
+        versionWritten: 0x00010004,
+        versionReadable: 0x00010004,
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
@@ -159,7 +169,8 @@ public sealed class LinformerTransformer : ITransformer, IDisposable
         var hash = SHA256.HashData(weights);
 
         ModelContextBridge.CheckAtModel(ctx);
-        ModelContextBridge.SetVersionInfo(ctx, settings.Head is null ? Version : VersionWithHead);
+        ModelContextBridge.SetVersionInfo(ctx, settings.Binding.VariableLength || network.Spec.SpecialTokens ? VersionWithInputLayout
+            : settings.Head is null ? Version : VersionWithHead);
         ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
         ModelContextBridge.SaveBinaryStream(ctx, WeightsEntry, writer =>
         {

@@ -51,10 +51,12 @@ public sealed class CheckpointIdentityTests
         ["NormPlacement"] = (Role.NetworkSetting, "Encoder.NormPlacement"),
         ["PositionEmbedding"] = (Role.NetworkSetting, "Encoder.PositionEmbedding"),
         ["LabelColumnName"] = (Role.NetworkSetting, "Head"),
+        ["ReserveSpecialTokens"] = (Role.NetworkSetting, "SpecialTokens"),
         // Options that choose which values are read: the identity holds a SHA-256 of the values read.
         ["InputColumnName"] = (Role.SelectsData, "the training data's fingerprint covers the values read"),
         ["MaskColumnName"] = (Role.SelectsData, "the fingerprint covers the masks"),
         ["PaddingTokenId"] = (Role.SelectsData, "the fingerprint covers the masks it implies"),
+        ["Truncation"] = (Role.SelectsData, "the fingerprint covers the positions each rule keeps"),
         ["ValidationSet"] = (Role.SelectsData, "the validation data's fingerprint"),
         ["ValidationFraction"] = (Role.SelectsData, "the fingerprints of both sides of the split"),
         // Options that do not change what training computes after a resume.

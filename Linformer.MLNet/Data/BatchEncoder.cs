@@ -44,6 +44,9 @@ internal sealed class BatchEncoder : IDisposable
     }
 
     public LinformerOutputKind OutputKind { get; }
+
+    /// <summary>The rows of the network's token embedding: the input's ids and the reserved tokens.</summary>
+    public TokenLayout Layout => TokenLayout.Of(network.Spec);
     public HeadOutput HeadOutput { get; }
 
     /// <summary>Whether the network has been (or is being) released.</summary>

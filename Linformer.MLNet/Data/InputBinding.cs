@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -7,23 +8,32 @@ namespace Linformer.MLNet.Data;
 internal enum SequenceItemKind { Single, Int32, Int64, Key }
 
 /// <summary>
-/// The checked binding of a model's input columns to a schema: the sequence column (fixed-size vector of
-/// Single, Int32, Int64 or Key&lt;UInt32&gt;) and the optional mask column (<c>Vector&lt;Boolean, N&gt;</c>).
+/// The checked binding of a model's input columns to a schema: the sequence column (a vector of Single, Int32, Int64
+/// or Key&lt;UInt32&gt;, of known size or, with <paramref name="VariableLength"/>, of any length per row) and the
+/// optional mask column (<c>Vector&lt;Boolean, N&gt;</c>, or <c>VarVector&lt;Boolean&gt;</c> beside a
+/// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>.
 /// Errors use ML.NET's wording: <c>Schema mismatch for input column 'X': expected ..., got ...</c>.
 /// </summary>
-internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn)
+internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool VariableLength = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerTruncation Truncation = LinformerTruncation.KeepStart)
 {
     /// <summary>Number of values per row: N·I for floats, N for tokens.</summary>
     public int ValuesPerRow => Kind == SequenceItemKind.Single ? SequenceLength * Channels : SequenceLength;
 
     public bool IsTokens => Kind != SequenceItemKind.Single;
 
-    /// <summary>Binds to a schema, inferring N and the channels from the column size where not given (0).</summary>
-    public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels)
+    /// <summary>
+    /// Binds to a schema, inferring N and the channels from the column size where not given (0). A variable-length
+    /// column needs <paramref name="sequenceLength"/>; its float rows are read as positions of
+    /// <paramref name="channels"/> values (1 when 0).
+    /// </summary>
+    public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels,
+        LinformerTruncation truncation = LinformerTruncation.KeepStart)
     {
         var col = Find(schema, column);
         if (col.Type is not VectorDataViewType vector)
-            throw Mismatch(column, "a known-size vector of Single (float sequences) or Int32, Int64 or Key<UInt32> (token ids)", col.Type);
+            throw Mismatch(column, "a vector of Single (float sequences) or Int32, Int64 or Key<UInt32> (token ids)", col.Type);
         var item = vector.ItemType;
         SequenceItemKind kind;
         int? keyCount = null;
@@ -36,9 +46,25 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
             keyCount = key.Count > int.MaxValue ? int.MaxValue : (int)key.Count;
         }
         else
-            throw Mismatch(column, $"Vector<Single, N·channels> or Vector<Int32|Int64|Key<UInt32>, N>", col.Type);
+            throw Mismatch(column, $"Vector<Single, N·channels> or Vector<Int32|Int64|Key<UInt32>, N> (known size or variable)", col.Type);
+        if (!Enum.IsDefined(truncation))
+            throw new ArgumentOutOfRangeException("Truncation", truncation, $"Truncation ({truncation}) is not a {nameof(LinformerTruncation)} value.");
+
         if (!vector.IsKnownSize)
-            throw Mismatch(column, $"a known-size Vector<{item}, ...>", col.Type);
+        {
+            if (sequenceLength <= 0)
+                throw new ArgumentException(
+                    $"SequenceLength must be set for the variable-length input column '{column}' of type VarVector<{item}>: it is the length N that shorter rows are padded to and longer rows cut to.",
+                    "SequenceLength");
+            int perPosition = kind == SequenceItemKind.Single ? Math.Max(1, channels) : 0;
+            if (maskColumn is not null)
+            {
+                var m = Find(schema, maskColumn);
+                if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType, IsKnownSize: false })
+                    throw Mismatch(maskColumn, $"VarVector<Boolean> (one value per position of the variable-length input column '{column}')", m.Type);
+            }
+            return new InputBinding(column, kind, sequenceLength, perPosition, keyCount, maskColumn, VariableLength: true, Truncation: truncation);
+        }
         int size = vector.Size;
 
         int n, c;
@@ -76,24 +102,33 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
         var col = Find(schema, Column);
         var expected = ExpectedType();
         if (!col.Type.Equals(expected) && !(Kind == SequenceItemKind.Key && col.Type is VectorDataViewType { ItemType: KeyDataViewType k } v
-                                            && k.RawType == typeof(uint) && v.Size == SequenceLength))
+                                            && k.RawType == typeof(uint) && v.Size == (VariableLength ? 0 : SequenceLength)))
             throw Mismatch(Column, expected.ToString()!, col.Type);
         if (MaskColumn is not null)
         {
             var m = Find(schema, MaskColumn);
-            if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType } mv || mv.Size != SequenceLength)
+            if (VariableLength)
+            {
+                if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType, IsKnownSize: false })
+                    throw Mismatch(MaskColumn, $"VarVector<Boolean> (one value per position of the variable-length input column '{Column}')", m.Type);
+            }
+            else if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType } mv || mv.Size != SequenceLength)
                 throw Mismatch(MaskColumn, $"Vector<Boolean, {SequenceLength}>", m.Type);
         }
     }
 
-    /// <summary>The column type this binding reads.</summary>
-    public DataViewType ExpectedType() => Kind switch
+    /// <summary>The column type this binding reads (size 0: a variable-length vector).</summary>
+    public DataViewType ExpectedType()
     {
-        SequenceItemKind.Single => new VectorDataViewType(NumberDataViewType.Single, SequenceLength * Channels),
-        SequenceItemKind.Int32 => new VectorDataViewType(NumberDataViewType.Int32, SequenceLength),
-        SequenceItemKind.Int64 => new VectorDataViewType(NumberDataViewType.Int64, SequenceLength),
-        _ => new VectorDataViewType(new KeyDataViewType(typeof(uint), (ulong)(KeyCount ?? int.MaxValue)), SequenceLength),
-    };
+        int size = VariableLength ? 0 : SequenceLength;
+        return Kind switch
+        {
+            SequenceItemKind.Single => new VectorDataViewType(NumberDataViewType.Single, VariableLength ? 0 : SequenceLength * Channels),
+            SequenceItemKind.Int32 => new VectorDataViewType(NumberDataViewType.Int32, size),
+            SequenceItemKind.Int64 => new VectorDataViewType(NumberDataViewType.Int64, size),
+            _ => new VectorDataViewType(new KeyDataViewType(typeof(uint), (ulong)(KeyCount ?? int.MaxValue)), size),
+        };
+    }
 
     /// <summary>The input columns a cursor must activate to read sequences.</summary>
     public IEnumerable<DataViewSchema.Column> Columns(DataViewSchema schema)

@@ -162,7 +162,7 @@ internal sealed class LinformerDataView : IDataView
             if (outputsActive)
             {
                 ahead = parent.input.GetRowCursor(b.Input.Columns(parent.input.Schema));
-                reader = new SequenceReader(b.Input, ahead, b.Vocabulary, b.PaddingTokenId);
+                reader = new SequenceReader(b.Input, ahead, b.Encoder.Layout, b.PaddingTokenId);
                 batch = new SequenceBatch(b.Input, b.BatchSize);
                 features = new float[b.BatchSize * b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.BatchSize * b.Encoder.HeadSize] : null;
@@ -268,7 +268,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
             var activeOutputs = Enumerable.Range(0, active.Length - inputCount).Where(i => active[inputCount + i]).ToList();
             if (activeOutputs.Count > 0)
             {
-                reader = new SequenceReader(b.Input, input, b.Vocabulary, b.PaddingTokenId);
+                reader = new SequenceReader(b.Input, input, b.Encoder.Layout, b.PaddingTokenId);
                 batch = new SequenceBatch(b.Input, 1);
                 features = new float[b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.Encoder.HeadSize] : null;

@@ -1,18 +1,21 @@
 using System.Globalization;
+using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
 namespace Linformer.MLNet.Data;
 
 /// <summary>
-/// Reads one row's sequence (and mask) from a row into caller-owned arrays, validating values:
-/// no NaN or ∞ in float input, token ids inside the vocabulary, no missing keys.
+/// Reads one row's sequence (and mask) from a row into caller-owned arrays, validating values: no NaN or ∞ in float
+/// input, token ids inside the vocabulary, no missing keys unless the model reserves an unknown token (then a missing
+/// key, Key value 0, reads as <see cref="TokenLayout.UnknownId"/>). Variable-length rows are padded to N (padding
+/// masked out; token padding reads as the reserved padding id) or cut to N by the binding's truncation rule.
 /// </summary>
 internal sealed class SequenceReader
 {
     private readonly InputBinding binding;
     private readonly DataViewRow row;
-    private readonly int vocabulary;
+    private readonly TokenLayout layout;
     private readonly int? paddingTokenId;
     private readonly ValueGetter<VBuffer<float>>? floats;
     private readonly ValueGetter<VBuffer<int>>? ints;
@@ -24,12 +27,16 @@ internal sealed class SequenceReader
     private VBuffer<long> longBuffer;
     private VBuffer<uint> keyBuffer;
     private VBuffer<bool> maskBuffer;
+    // Variable-length rows: the whole row, before padding or truncation.
+    private float[] rowFloats = Array.Empty<float>();
+    private long[] rowIds = Array.Empty<long>();
+    private bool[] rowMask = Array.Empty<bool>();
 
-    public SequenceReader(InputBinding binding, DataViewRow row, int vocabulary, int? paddingTokenId)
+    public SequenceReader(InputBinding binding, DataViewRow row, TokenLayout layout, int? paddingTokenId)
     {
         this.binding = binding;
         this.row = row;
-        this.vocabulary = vocabulary;
+        this.layout = layout;
         this.paddingTokenId = paddingTokenId;
         var col = row.Schema[binding.Column];
         switch (binding.Kind)
@@ -45,14 +52,19 @@ internal sealed class SequenceReader
     /// <summary>Reads the current row: floats into <paramref name="floatValues"/> (N·I) or ids into <paramref name="ids"/> (N); the mask (N, true = real) into <paramref name="mask"/>.</summary>
     public void Read(Span<float> floatValues, Span<long> ids, Span<bool> mask)
     {
+        if (binding.VariableLength) ReadVariable(floatValues, ids, mask);
+        else ReadFixed(floatValues, ids, mask);
+        if (!mask.Contains(true))
+            throw new InvalidOperationException($"Row {row.Position} has no real position (its mask is all padding); every row needs at least one.");
+    }
+
+    private void ReadFixed(Span<float> floatValues, Span<long> ids, Span<bool> mask)
+    {
         if (floats is not null)
         {
             floats(ref floatBuffer);
             floatBuffer.CopyTo(floatValues);
-            for (int i = 0; i < floatValues.Length; i++)
-                if (!float.IsFinite(floatValues[i]))
-                    throw new InvalidOperationException(
-                        string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' holds {floatValues[i]} at index {i} of row {row.Position}; Linformer needs finite values (replace or drop missing values first)."));
+            CheckFinite(floatValues);
         }
         else
         {
@@ -63,17 +75,9 @@ internal sealed class SequenceReader
             {
                 keys!(ref keyBuffer);
                 var dense = keyBuffer.DenseValues().GetEnumerator();
-                for (int i = 0; i < n && dense.MoveNext(); i++)
-                {
-                    if (dense.Current == 0)
-                        throw new InvalidOperationException($"Input column '{binding.Column}' has a missing key at index {i} of row {row.Position}; map missing tokens to a padding id.");
-                    ids[i] = dense.Current - 1L;   // keys are 1-based; 0 means missing
-                }
+                for (int i = 0; i < n && dense.MoveNext(); i++) ids[i] = KeyToId(dense.Current, i);
             }
-            for (int i = 0; i < n; i++)
-                if (ids[i] < 0 || ids[i] >= vocabulary)
-                    throw new ArgumentOutOfRangeException(binding.Column,
-                        string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' has token id {ids[i]} at index {i} of row {row.Position}, outside the vocabulary [0, {vocabulary})."));
+            if (keys is null) CheckIds(ids);
         }
 
         if (maskGetter is not null)
@@ -84,7 +88,97 @@ internal sealed class SequenceReader
         else if (paddingTokenId is { } pad && binding.IsTokens)
             for (int i = 0; i < mask.Length; i++) mask[i] = ids[i] != pad;
         else mask.Fill(true);
-        if (!mask.Contains(true))
-            throw new InvalidOperationException($"Row {row.Position} has no real position (its mask is all padding); every row needs at least one.");
+    }
+
+    private void ReadVariable(Span<float> floatValues, Span<long> ids, Span<bool> mask)
+    {
+        int length, positions;
+        if (floats is not null)
+        {
+            floats(ref floatBuffer);
+            length = floatBuffer.Length;
+            if (length % binding.Channels != 0)
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Input column '{binding.Column}' holds {length} values in row {row.Position}, not a multiple of its {binding.Channels} channels per position."));
+            Grow(ref rowFloats, length);
+            floatBuffer.CopyTo(rowFloats);
+            CheckFinite(rowFloats.AsSpan(0, length));
+            positions = length / binding.Channels;
+        }
+        else
+        {
+            if (ints is not null) { ints(ref intBuffer); length = intBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in intBuffer.DenseValues()) rowIds[i++] = v; }
+            else if (longs is not null) { longs(ref longBuffer); length = longBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in longBuffer.DenseValues()) rowIds[i++] = v; }
+            else { keys!(ref keyBuffer); length = keyBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in keyBuffer.DenseValues()) { rowIds[i] = KeyToId(v, i); i++; } }
+            if (keys is null) CheckIds(rowIds.AsSpan(0, length));
+            positions = length;
+        }
+        if (maskGetter is not null)
+        {
+            maskGetter(ref maskBuffer);
+            if (maskBuffer.Length != positions)
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Mask column '{binding.MaskColumn}' has {maskBuffer.Length} values in row {row.Position}, input column '{binding.Column}' has {positions} positions; they must match."));
+            Grow(ref rowMask, positions);
+            maskBuffer.CopyTo(rowMask);
+        }
+
+        // Position i of the result is position Source(i) of the row; positions kept .. N−1 are padding.
+        int n = binding.SequenceLength, kept = Math.Min(positions, n);
+        int head = positions <= n ? positions : binding.Truncation switch
+        {
+            LinformerTruncation.KeepStart => n,
+            LinformerTruncation.KeepEnd => 0,
+            _ => n / 4,
+        };
+        int Source(int i) => i < head ? i : positions - kept + i;
+        long padId = layout.PaddingId ?? paddingTokenId ?? 0;
+        for (int i = 0; i < n; i++)
+        {
+            bool real = i < kept;
+            int s = real ? Source(i) : 0;
+            if (floats is not null)
+            {
+                var target = floatValues.Slice(i * binding.Channels, binding.Channels);
+                if (real) rowFloats.AsSpan(s * binding.Channels, binding.Channels).CopyTo(target);
+                else target.Clear();
+            }
+            else ids[i] = real ? rowIds[s] : padId;
+            mask[i] = real && (maskGetter is not null ? rowMask[s]
+                             : paddingTokenId is not { } pad || !binding.IsTokens || rowIds[s] != pad);
+        }
+    }
+
+    private static void Grow<T>(ref T[] buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new T[Math.Max(length, buffer.Length * 2)];
+    }
+
+    /// <summary>Key value k is id k−1; 0 (a missing key: a value the key map did not see) is the reserved unknown id.</summary>
+    private long KeyToId(uint key, int index)
+    {
+        if (key > layout.InputVocabulary)
+            throw new ArgumentOutOfRangeException(binding.Column, string.Create(CultureInfo.InvariantCulture,
+                $"Input column '{binding.Column}' has key {key} (token id {key - 1L}) at index {index} of row {row.Position}, outside the vocabulary [0, {layout.InputVocabulary})."));
+        if (key != 0) return key - 1L;
+        if (layout.UnknownId is { } unknown) return unknown;
+        throw new InvalidOperationException($"Input column '{binding.Column}' has a missing key at index {index} of row {row.Position}; this model reserves no unknown token (it was saved before format 1.4 or without special tokens): map missing tokens to a padding id.");
+    }
+
+    private void CheckFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i]))
+                throw new InvalidOperationException(
+                    string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' holds {values[i]} at index {i} of row {row.Position}; Linformer needs finite values (replace or drop missing values first)."));
+    }
+
+    private void CheckIds(ReadOnlySpan<long> ids)
+    {
+        int vocabulary = layout.InputVocabulary;
+        for (int i = 0; i < ids.Length; i++)
+            if (ids[i] < 0 || ids[i] >= vocabulary)
+                throw new ArgumentOutOfRangeException(binding.Column,
+                    string.Create(CultureInfo.InvariantCulture, $"Input column '{binding.Column}' has token id {ids[i]} at index {i} of row {row.Position}, outside the vocabulary [0, {vocabulary})."));
     }
 }

@@ -22,6 +22,12 @@ internal sealed record NetworkSpec
     public int Classes { get; init; }
     /// <summary>Whether the self-supervised heads exist (they do once the model was pre-trained without labels).</summary>
     public bool PretrainingHead { get; init; }
+    /// <summary>
+    /// Whether the last three rows of the token embedding are the reserved padding, unknown and mask tokens
+    /// (<see cref="TokenLayout"/>; format 1.4). Left out of the JSON when false, so older settings read unchanged.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SpecialTokens { get; init; }
 
     [JsonIgnore] public bool UsesTokens => Encoder.UsesTokens;
     [JsonIgnore] public int Width => Encoder.UsesTokens ? Encoder.EffectiveEmbeddingSize : Encoder.ModelWidth;

@@ -73,9 +73,14 @@ internal static class LinformerModelFormat
         Require(d.BatchSize > 0, $"BatchSize ({d.BatchSize}) must be positive");
         Require(input.IsTokens == encoder.UsesTokens,
             $"the input column holds {(input.IsTokens ? "token ids" : "floats")}, the encoder reads {(encoder.UsesTokens ? "token ids" : "floats")}");
+        Require(Enum.IsDefined(input.Truncation), $"the truncation rule ({input.Truncation}) is unknown");
+        Require(input.IsTokens || !network.SpecialTokens, "special tokens apply to token input only");
+        Require(input.VariableLength || input.Truncation == LinformerTruncation.KeepStart, "a truncation rule applies to variable-length input only");
         if (input.IsTokens)
         {
             Require(network.InputChannels == 0 && input.Channels == 0, $"token input has no channels (stored: {network.InputChannels}, {input.Channels})");
+            Require(!network.SpecialTokens || d.Vocabulary > TokenLayout.ReservedCount,
+                $"a vocabulary of {d.Vocabulary} leaves no ids beside the {TokenLayout.ReservedCount} reserved special tokens");
             Require(d.Vocabulary == encoder.VocabularySize, $"the vocabulary ({d.Vocabulary}) differs from the encoder's ({encoder.VocabularySize})");
             Require(input.KeyCount is null or > 0, $"the key count ({input.KeyCount}) must be positive");
             Require(d.PaddingTokenId is null || (d.PaddingTokenId >= 0 && d.PaddingTokenId < d.Vocabulary),

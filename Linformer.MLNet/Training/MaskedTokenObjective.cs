@@ -5,26 +5,40 @@ using static TorchSharp.torch;
 namespace Linformer.MLNet.Training;
 
 /// <summary>
-/// Masked-token prediction for token input: selected tokens are replaced by a random token 80% of the time and kept
-/// otherwise (there is no reserved mask id), then predicted with the pre-training head; metric: accuracy on them.
+/// Masked-token prediction for token input: the selected tokens are corrupted, then predicted with the pre-training
+/// head; metric: accuracy on them. With a reserved mask id (<see cref="TokenLayout.MaskId"/>) BERT's rule applies:
+/// 80% of the selected tokens become the mask id, 10% a random token of the input's vocabulary, 10% stay. Without
+/// one (models of format 1.3 and earlier fine-tuned further) 80% become a random token and 20% stay.
 /// </summary>
-internal sealed class MaskedTokenObjective(double probability, Generator generator, int vocabulary) : MaskedObjective(probability, generator)
+internal sealed class MaskedTokenObjective(double probability, Generator generator, TokenLayout layout) : MaskedObjective(probability, generator)
 {
     public override string MetricName => "masked-token accuracy";
 
     public override Tensor Loss(LinformerNetwork network, LabelledBatch batch, Device device, out double metric)
     {
         var (input, mask) = batch.Rows.ToTensors(device);
-        long b = input.shape[0], n = input.shape[1];
         var selected = SelectPositions(input, mask);
-        using var replaced = 0.8.ToScalar();   // share of selected tokens replaced by a random token
-        var replace = selected.logical_and(rand(new long[] { b, n }, generator: Generator).to(input.device).lt(replaced));
-        var randomTokens = randint(0, vocabulary, new long[] { b, n }, generator: Generator, dtype: int64).to(input.device);
-        var corrupted = where(replace, randomTokens, input);
+        var corrupted = Corrupt(input, selected);
         var logits = network.PretrainingHead(network.forward(corrupted, mask));                  // (B, n, V)
         var picked = logits[selected];                                                          // (S, V)
         var truth = input[selected];                                                            // (S)
         metric = picked.argmax(-1).eq(truth).to_type(float32).mean().item<float>();
         return nn.functional.cross_entropy(picked, truth);
+    }
+
+    /// <summary>The input with the <paramref name="selected"/> positions (B, n) corrupted as the class summary says.</summary>
+    internal Tensor Corrupt(Tensor input, Tensor selected)
+    {
+        long b = input.shape[0], n = input.shape[1];
+        var draw = rand(new long[] { b, n }, generator: Generator).to(input.device);
+        using var replaced = 0.8.ToScalar();   // share of selected tokens replaced (by the mask id, or a random token without one)
+        var randomTokens = randint(0, layout.InputVocabulary, new long[] { b, n }, generator: Generator, dtype: int64).to(input.device);
+        if (layout.MaskId is not { } maskId)
+            return where(selected.logical_and(draw.lt(replaced)), randomTokens, input);
+        using var randomised = 0.9.ToScalar();   // the next 10%: a random token; the last 10% stay
+        using var maskToken = ((long)maskId).ToScalar();
+        var toMask = selected.logical_and(draw.lt(replaced));
+        var toRandom = selected.logical_and(draw.ge(replaced)).logical_and(draw.lt(randomised));
+        return where(toRandom, randomTokens, input).masked_fill(toMask, maskToken);
     }
 }

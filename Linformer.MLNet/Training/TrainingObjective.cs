@@ -46,7 +46,7 @@ internal abstract class TrainingObjective
     {
         HeadKind.Classification => new ClassificationObjective(),
         HeadKind.Regression => new RegressionObjective(),
-        _ when spec.UsesTokens => new MaskedTokenObjective(maskingProbability, generator, spec.Encoder.VocabularySize!.Value),
+        _ when spec.UsesTokens => new MaskedTokenObjective(maskingProbability, generator, TokenLayout.Of(spec)),
         _ => new MaskedPositionObjective(maskingProbability, generator),
     };
 }

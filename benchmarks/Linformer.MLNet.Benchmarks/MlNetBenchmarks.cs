@@ -263,7 +263,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         double ReadRows()
         {
             using var cursor = data.GetRowCursor(binding.Columns(data.Schema));
-            var reader = new SequenceReader(binding, cursor, m.Tokens ? m.Vocabulary : 0, m.Tokens ? 0 : null);
+            var reader = new SequenceReader(binding, cursor, new TokenLayout(m.Tokens ? m.Vocabulary : 0, SpecialTokens: false), m.Tokens ? 0 : null);
             var batch = new SequenceBatch(binding, m.Batch);
             double sum = 0;
             while (cursor.MoveNext())
