@@ -120,7 +120,9 @@ public sealed class OnnxExportParityTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Tiny.Rows(12, seed: 3));
-        using var transformer = Tiny.Fit(ml, data);
+        var options = Tiny.Options();
+        options.ScoreColumnName = "Score";   // the Boolean label's log-odds, with Probability beside it
+        using var transformer = Tiny.Fit(ml, data, options);
         using var stream = new MemoryStream();
         transformer.ExportToOnnx(stream);
 
