@@ -109,8 +109,10 @@ internal sealed class OnnxGraph
         };
     }
 
+    /// <summary>An int attribute.</summary>
     public static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
 
+    /// <summary>An ints attribute.</summary>
     public static AttributeProto Ints(string name, params long[] values)
     {
         var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
@@ -118,9 +120,10 @@ internal sealed class OnnxGraph
         return a;
     }
 
+    /// <summary>A float attribute.</summary>
     public static AttributeProto FloatAttribute(string name, float value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
 
-    // Operators (shapes in the comments of the exporter).
+    // Operators with numpy broadcasting where ONNX has it (shapes in the comments of the exporter).
     public string MatMul(string a, string b) => Node("MatMul", new[] { a, b });
     public string Add(string a, string b) => Node("Add", new[] { a, b });
     public string Sub(string a, string b) => Node("Sub", new[] { a, b });
