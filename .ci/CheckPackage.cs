@@ -38,7 +38,8 @@ foreach (var file in new[] { "lib/net10.0/Linformer.MLNet.dll", "lib/net10.0/Lin
                              "buildTransitive/Linformer.MLNet.targets", "buildTransitive/LibTorchSharpNativeFix.cs" })
     Require(entries.Contains(file), $"{file} missing");
 var dependencies = metadata.Descendants(ns + "dependency").Select(d => d.Attribute("id")!.Value).ToHashSet();
-Require(dependencies.SetEquals(["Microsoft.ML", "TorchSharp"]), $"dependencies are [{string.Join(", ", dependencies)}], expected Microsoft.ML and TorchSharp only (the runtime package is the user's choice)");
+// OnnxSharp and Google.Protobuf write the ONNX export (managed only; TorchSharp brings Google.Protobuf anyway).
+Require(dependencies.SetEquals(["Microsoft.ML", "TorchSharp", "OnnxSharp", "Google.Protobuf"]), $"dependencies are [{string.Join(", ", dependencies)}], expected Microsoft.ML, TorchSharp, OnnxSharp and Google.Protobuf only (the runtime package is the user's choice)");
 // The library reaches ML.NET internals checked against these versions only (docs/mlnet-internals.md): the package must
 // not let a later Microsoft.ML in.
 var mlnetRange = metadata.Descendants(ns + "dependency").FirstOrDefault(d => d.Attribute("id")?.Value == "Microsoft.ML")?.Attribute("version")?.Value;

@@ -36,7 +36,7 @@ namespace Linformer.MLNet;
 /// disposed; when several engines share one transformer, create them with
 /// <c>new PredictionEngineOptions { OwnsTransformer = false }</c> and dispose the transformer yourself.</para>
 /// </remarks>
-public sealed class LinformerTransformer : ITransformer, IDisposable
+public sealed partial class LinformerTransformer : ITransformer, IDisposable
 {
     internal const string LoaderSignature = "LinformerTransformer";
     private const string WeightsEntry = "LinformerWeights";

@@ -19,6 +19,7 @@ public sealed partial class FolderDependencyTests
         ["Model"] = 1,        // the network the transformer runs: spec, heads, pooling
         ["Data"] = 2,         // rows <-> batches, column bindings, the batch encoder
         ["Persistence"] = 3,  // model format, weights files, PyTorch import, atomic writes
+        ["Onnx"] = 3,         // the ONNX export of the network (Model, Modules, and Data for what the head emits)
         ["Training"] = 4,     // the training loop, checkpoints, progress
         [RootFolder] = 5,     // the ML.NET face: catalog, estimator, transformer, options
     };

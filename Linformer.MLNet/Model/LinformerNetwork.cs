@@ -65,6 +65,12 @@ internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
 
     public LinformerEncoder Encoder => encoder;
 
+    /// <summary>The float input map I → C, or null.</summary>
+    internal Linear? InputProjection => input_projection;
+
+    /// <summary>The supervised head's linear map, or null.</summary>
+    internal Linear? HeadLayer => head;
+
     /// <summary>Encodes (B, n, I) floats or (B, n) token ids to (B, n, C).</summary>
     public override Tensor forward(Tensor input, Tensor? mask)
     {

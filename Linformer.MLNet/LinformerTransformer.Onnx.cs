@@ -1,0 +1,34 @@
+using Linformer.MLNet.Onnx;
+using Linformer.MLNet.Persistence;
+
+namespace Linformer.MLNet;
+
+public sealed partial class LinformerTransformer
+{
+    /// <summary>
+    /// Writes the fitted encoder as one ONNX graph (opset 17, float32, dynamic batch axis): embeddings or the float
+    /// input map, every layer, the pooling of the output column and, when the transformer emits them, the head's values.
+    /// Inputs <c>input</c> (int64 token ids (batch, N), or float (batch, N, channels)) and <c>mask</c> (bool (batch, N),
+    /// true = real position); outputs <c>features</c> (batch, <see cref="OutputSize"/>) and, with a head, <c>head</c>.
+    /// See docs/onnx.md.
+    /// </summary>
+    /// <param name="stream">Where the model is written; it stays open.</param>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    public void ExportToOnnx(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("The stream must be writable.", nameof(stream));
+        var model = encoder.WhileAlive(() => LinformerOnnxExporter.Export(network, settings.OutputKind, encoder.HeadOutput));
+        LinformerOnnxExporter.Write(model, stream);
+    }
+
+    /// <summary>Writes the fitted encoder as an ONNX file; see <see cref="ExportToOnnx(Stream)"/>.</summary>
+    /// <param name="path">The file to write (replaced if it exists; written to a temporary file first, so a failure leaves no partial file).</param>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    public void ExportToOnnx(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ThrowIfDisposed();
+        AtomicFile.Write(path, ExportToOnnx);
+    }
+}
