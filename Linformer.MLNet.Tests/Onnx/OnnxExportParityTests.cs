@@ -1,3 +1,4 @@
+using Linformer.MLNet.Cli;
 using Linformer.MLNet.Data;
 using Linformer.MLNet.Model;
 using Linformer.MLNet.Modules;
@@ -34,12 +35,12 @@ public sealed class OnnxExportParityTests
     {
         LinformerEncoderOptions Tokens(Func<LinformerEncoderOptions, LinformerEncoderOptions> with) => with(new LinformerEncoderOptions
         {
-            SequenceLength = N, Channels = 8, ProjectedLength = 4, Heads = 2, FeedForwardSize = 16, VocabularySize = 11,
+            SequenceLength = N, ModelWidth = 8, ProjectedLength = 4, Heads = 2, FeedForwardSize = 16, VocabularySize = 11,
             Dropout = 0, FeedForwardDropout = 0,
         });
         LinformerEncoderOptions Floats(Func<LinformerEncoderOptions, LinformerEncoderOptions> with) => with(new LinformerEncoderOptions
         {
-            SequenceLength = N, Channels = 8, ProjectedLength = 4, Heads = 2, FeedForwardSize = 16,
+            SequenceLength = N, ModelWidth = 8, ProjectedLength = 4, Heads = 2, FeedForwardSize = 16,
             PositionEmbedding = PositionEmbedding.Sinusoidal, Dropout = 0, FeedForwardDropout = 0,
         });
         yield return new object[] { "tokens layerwise learnable mean", Tokens(o => o), 0, LinformerOutputKind.MeanPooled, (int)HeadOutput.None };
@@ -94,7 +95,7 @@ public sealed class OnnxExportParityTests
     {
         using var reference = PyTorchReferenceCase.Load(Path.Combine(TestPaths.SeedFixtures, caseName));
         var options = reference.Encoder.Options;
-        var spec = new NetworkSpec { Encoder = options, InputChannels = options.UsesTokens ? 0 : options.Channels };
+        var spec = new NetworkSpec { Encoder = options, InputChannels = options.UsesTokens ? 0 : options.ModelWidth };
         var network = new LinformerNetwork(spec, reference.Encoder);   // the case disposes the encoder
         network.eval();
         int batch = (int)reference.Input.shape[0], n = (int)reference.Input.shape[1];
