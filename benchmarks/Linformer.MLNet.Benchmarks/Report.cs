@@ -69,6 +69,8 @@ internal static partial class Report
 
     private static void WriteSummary(StringBuilder md, BenchmarkResults r, ModelSpec primary, ModelSpec fused, ModelSpec tel)
     {
+        md.AppendLine("float32 against bfloat16 (both matrix-product peaks, this layer in each precision, the QuickStart model's `Transform` and `Fit`) has a page of its own: [benchmarks-precision.md](benchmarks-precision.md), written by `dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- precision`.");
+        md.AppendLine();
         md.AppendLine("## Summary");
         md.AppendLine();
         var lines = new List<string>();
