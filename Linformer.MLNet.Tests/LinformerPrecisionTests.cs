@@ -164,7 +164,7 @@ public sealed class LinformerPrecisionTests
         double bf16;
         using (BFloat16Support.Assume(native: true)) bf16 = Accuracy(LinformerPrecision.BFloat16);
         TestContext.WriteLine($"held-out accuracy: float32 {fp32:F1}%, mixed bf16 {bf16:F1}%");
-        Assert.IsGreaterThanOrEqualTo(90.0, fp32, "the task is learnable in float32");
+        Assert.IsGreaterThanOrEqualTo(85.0, fp32, "the task is learnable in float32");
         Assert.IsLessThanOrEqualTo(AccuracyMargin, Math.Abs(bf16 - fp32), $"mixed precision {bf16:F1}% vs float32 {fp32:F1}%");
     }
 
