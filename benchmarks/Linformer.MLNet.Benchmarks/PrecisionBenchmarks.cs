@@ -176,7 +176,7 @@ internal static class PrecisionBenchmarks
         LinformerEstimator.Options Options(LinformerPrecision precision) => new()
         {
             InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label", VocabularySize = 50257, PaddingTokenId = 0,
-            ModelWidth = 64, ProjectedLength = 64, Heads = 4, Depth = 2, FeedForwardSize = 256, BatchSize = 16, Epochs = 1, Precision = precision,
+            ModelWidth = 64, ProjectedLength = Math.Min(64, n), Heads = 4, Depth = 2, FeedForwardSize = 256, BatchSize = 16, Epochs = 1, Precision = precision,
         };
         double FitRate(LinformerPrecision precision, out LinformerTransformer model)
         {
