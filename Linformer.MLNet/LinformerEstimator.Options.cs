@@ -136,6 +136,12 @@ public sealed partial class LinformerEstimator
 
         /// <summary>What the output column holds: the mean-pooled encoding (default), the first position, or the whole sequence.</summary>
         public LinformerOutputKind OutputKind { get; set; } = LinformerOutputKind.MeanPooled;
+        /// <summary>
+        /// Number format of the matrix products, in <c>Fit</c> (mixed precision: float32 weights and AdamW state,
+        /// bfloat16 products forward and backward) and in the fitted transformer (<see cref="LinformerTransformer.Precision"/>).
+        /// <see cref="LinformerPrecision.BFloat16"/> on a CPU without native bfloat16 runs float32 and logs a warning.
+        /// </summary>
+        public LinformerPrecision Precision { get; set; } = LinformerPrecision.Float32;
 
         // Training
 

@@ -67,6 +67,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         Fraction(o.ValidationFraction, nameof(Options.ValidationFraction));
         NonNegative(o.WeightDecay, nameof(Options.WeightDecay));
         NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
+        if (!Enum.IsDefined(o.Precision)) throw new ArgumentOutOfRangeException(nameof(Options.Precision), o.Precision, $"Precision ({o.Precision}) is not one of Float32, BFloat16.");
         if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, string.Create(CultureInfo.InvariantCulture, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1)."));
         if (o.EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(Options.EarlyStoppingPatience), o.EarlyStoppingPatience, $"EarlyStoppingPatience ({o.EarlyStoppingPatience}) must be >= 0.");
         if (o.InitialModel is not null && o.PyTorchWeightsPath is not null)
@@ -281,6 +282,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         try
         {
             network.to(device);
+            network.Precision = BFloat16Support.Resolve(o.Precision, device, message => MLNetHost.Warning(env, message));
             if (o.Epochs > 0) Train(input, binding, network, device, seed);
             network.eval();
             return new LinformerTransformer(env, network, device, new TransformerSettings(binding, o.OutputColumnName,
@@ -357,6 +359,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, WarmupFraction = o.WarmupFraction,
             LearningRateDecay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
             EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
+            Precision = network.Precision,
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
             CheckpointPath = o.CheckpointPath is null ? null : Path.GetFullPath(o.CheckpointPath),

@@ -111,6 +111,26 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     /// <summary>The underlying TorchSharp encoder (owned by this transformer).</summary>
     public Modules.LinformerEncoder Encoder { get { ThrowIfDisposed(); return network.Encoder; } }
 
+    /// <summary>
+    /// Number format of the matrix products in <see cref="Transform"/> and prediction engines: a run-time choice, not
+    /// saved (a saved model holds float32 weights and loads as <see cref="LinformerPrecision.Float32"/>). Set
+    /// <see cref="LinformerPrecision.BFloat16"/> for about 2.5× faster products on CPUs with native bfloat16 (AVX-512
+    /// BF16, AMX), within the relative bound in docs/precision.md; setting <see cref="LinformerPrecision.Float32"/> again gives
+    /// bit-identical float32 outputs. On a CPU without native bfloat16 the setting stays Float32 and a warning goes to
+    /// <c>MLContext.Log</c>; reading the property gives the precision in effect. Set it before encoding, not while
+    /// cursors or engines are in use on other threads.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="LinformerPrecision"/>.</exception>
+    public LinformerPrecision Precision
+    {
+        get => encoder.WhileAlive(() => network.Precision);
+        set
+        {
+            var effective = Modules.BFloat16Support.Resolve(value, device, message => MLNetHost.Warning(env, message));
+            encoder.WhileAlive(() => network.Precision = effective);
+        }
+    }
+
     /// <summary>True: the transform is a row-to-row mapping.</summary>
     public bool IsRowToRowMapper => true;
 

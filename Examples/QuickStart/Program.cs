@@ -38,6 +38,7 @@ LinformerEstimator.Options Settings(bool fullAttention, IProgress<LinformerTrain
     // One layer: on 1,080 training mails a second layer fits the training set sooner and generalises no better.
     ModelWidth = 64, Heads = 4, Depth = 1, FeedForwardSize = 128, ProjectedLength = 64,
     FullAttention = fullAttention,
+    Precision = arguments.Precision,   // --bf16: mixed-precision training and bf16 inference (README, "Precision")
     // No attention dropout: with dropout, libtorch's attention leaves its fused kernel for a slower path in
     // training (about 2.5× slower here); the feed-forward dropout and early stopping regularise instead.
     Dropout = 0, FeedForwardDropout = 0.1,

@@ -31,6 +31,7 @@ var options = new LinformerEstimator.Options
     InputColumnName = "Readings", OutputColumnName = "Encoding", LabelColumnName = "Label",
     SequenceLength = 64, Channels = 2,                     // Vector<Single, 128> read as (64, 2)
     ModelWidth = 32, Heads = 4, Depth = 2, FeedForwardSize = 64, ProjectedLength = 16,
+    Precision = arguments.Precision,   // --bf16: mixed-precision training and bf16 inference (README, "Precision")
     PositionEmbedding = PositionEmbedding.Learned,
     Dropout = 0, FeedForwardDropout = 0.1,
     Epochs = quick ? 6 : 40, BatchSize = 32, LearningRate = 2e-3,

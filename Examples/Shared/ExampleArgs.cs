@@ -1,3 +1,4 @@
+using Linformer.MLNet;
 using System.Globalization;
 
 namespace Linformer.MLNet.Examples;
@@ -12,6 +13,14 @@ public sealed class ExampleArgs
 
     /// <summary>True when <paramref name="flag"/> is present.</summary>
     public bool Has(string flag) => args.Contains(flag);
+
+    /// <summary>
+    /// The Linformer precision the example asks for: <see cref="LinformerPrecision.BFloat16"/> with <c>--bf16</c> or the
+    /// environment variable <c>LINFORMER_PRECISION=bf16</c>, else float32.
+    /// </summary>
+    public LinformerPrecision Precision
+        => Has("--bf16") || string.Equals(Environment.GetEnvironmentVariable("LINFORMER_PRECISION"), "bf16", StringComparison.OrdinalIgnoreCase)
+            ? LinformerPrecision.BFloat16 : LinformerPrecision.Float32;
 
     /// <summary>The value after <paramref name="name"/>, or null.</summary>
     public string? Value(string name)

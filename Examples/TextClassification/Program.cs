@@ -39,6 +39,7 @@ var linformer = new LinformerEstimator.Options
     ScoreColumnName = "HeadScore", ProbabilityColumnName = "HeadProbability", PredictedLabelColumnName = "HeadPredictedLabel",
     VocabularySize = Gpt2Tokens.VocabularySize, PaddingTokenId = Gpt2Tokens.PaddingId,
     ModelWidth = 64, Heads = 4, Depth = 1, FeedForwardSize = 128, ProjectedLength = 128,
+    Precision = arguments.Precision,   // --bf16: mixed-precision training and bf16 inference (README, "Precision")
     Dropout = 0, FeedForwardDropout = 0.1,   // attention dropout would take libtorch off its fused attention kernel in training
     Epochs = quick ? 3 : 4, BatchSize = 16, LearningRate = 1e-3,
     ValidationFraction = 0.1, EarlyStoppingPatience = 1,

@@ -30,6 +30,7 @@ public sealed class CheckpointIdentityTests
         ["Seed"] = (Role.TrainingSetting, ""),
         ["EarlyStoppingPatience"] = (Role.TrainingSetting, ""),
         ["MaskingProbability"] = (Role.TrainingSetting, ""),
+        ["Precision"] = (Role.TrainingSetting, ""),   // bf16 rounds otherwise: a resume in another precision is another run
         // Network settings: in the serialised NetworkSpec, the identity's "network settings" entry.
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),

@@ -86,6 +86,13 @@ internal static class MLNetHost
         channel.Info(MessageSensitivity.None, message);
     }
 
+    /// <summary>Writes a warning to <c>MLContext.Log</c> (public ML.NET API).</summary>
+    public static void Warning(IHostEnvironment env, string message)
+    {
+        using var channel = env.Start("Linformer");
+        channel.Warning(MessageSensitivity.None, message);
+    }
+
     // Every environment ML.NET makes (MLContext's, its hosts, the one a loader receives) implements the interface;
     // anything else would silently lose the seed and the GPU settings, so it is an error.
     private static IHostEnvironment Internal(IHostEnvironment env)

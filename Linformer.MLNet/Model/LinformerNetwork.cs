@@ -71,11 +71,15 @@ internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
     /// <summary>The supervised head's linear map, or null.</summary>
     internal Linear? HeadLayer => head;
 
+    /// <summary>The precision of the matrix products: the encoder's, which the input map and pre-training head follow.</summary>
+    public LinformerPrecision Precision { get => encoder.Precision; set => encoder.Precision = value; }
+
     /// <summary>Encodes (B, n, I) floats or (B, n) token ids to (B, n, C).</summary>
     public override Tensor forward(Tensor input, Tensor? mask)
     {
         using var scope = NewDisposeScope();
-        var x = input_projection is null ? input : input_projection.forward(input);
+        using var autocast = Autocast.Enter(encoder.Precision);
+        var x = input_projection is null ? input : Autocast.Float32(Autocast.Linear(input, input_projection));
         return encoder.forward(x, mask).MoveToOuterDisposeScope();
     }
 
@@ -113,7 +117,10 @@ internal sealed class LinformerNetwork : nn.Module<Tensor, Tensor?, Tensor>
     public Tensor PretrainingHead(Tensor encoded)
     {
         if (pretraining_head is null) throw new InvalidOperationException("This model has no pre-training head.");
-        return pretraining_head.forward(encoded);
+        // A per-position map as wide as the vocabulary: in the encoder's precision; the loss reads float32.
+        using var scope = NewDisposeScope();
+        using var autocast = Autocast.Enter(encoder.Precision);
+        return Autocast.Float32(Autocast.Linear(encoded, pretraining_head)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Distinct trainable parameters (shared projections once).</summary>

@@ -35,8 +35,10 @@ internal sealed class FeedForward : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = dropout.forward(activation.forward(w_1.forward(x)));   // (B, n, dim_ff)
-        return dropout2.forward(w_2.forward(h)).MoveToOuterDisposeScope();
+        // In a bf16 scope both maps run in bf16, and so does the activation in between (libtorch's CPU GELU/ReLU
+        // kernels compute bf16 in float32 and round once); the caller takes the result back to float32.
+        var h = dropout.forward(activation.forward(Autocast.Linear(x, w_1)));   // (B, n, dim_ff)
+        return dropout2.forward(Autocast.Linear(h, w_2)).MoveToOuterDisposeScope();
     }
 }
 
@@ -75,8 +77,9 @@ internal sealed class LinformerEncoderLayer : nn.Module<Tensor, Tensor?, Tensor>
         return x.MoveToOuterDisposeScope();
     }
 
+    // The residual stream and LayerNorm stay float32 under bf16: each block's result is taken back to float32.
     private Tensor Residual(Tensor x, Func<Tensor, Tensor> block, nn.Module<Tensor, Tensor> norm)
         => placement == NormPlacement.PostNorm
-            ? norm.forward(x + block(x))      // the seed: x = LayerNorm(x + f(x))
-            : x + block(norm.forward(x));     // pre-norm: x = x + f(LayerNorm(x))
+            ? norm.forward(x + Autocast.Float32(block(x)))      // the seed: x = LayerNorm(x + f(x))
+            : x + Autocast.Float32(block(norm.forward(x)));     // pre-norm: x = x + f(LayerNorm(x))
 }

@@ -37,14 +37,15 @@ internal static class LinformerAttentionFunction
         if (!writtenOut)
         {
             probabilities = null;
+            // With bf16 inputs libtorch's CPU kernel keeps its softmax and sums in float32 (its accumulation type).
             return nn.functional.scaled_dot_product_attention(query, key, value, attn_mask: keyMask, p: dropout);
         }
         using var scope = NewDisposeScope();
         using var scale = (1.0 / Math.Sqrt(query.shape[^1])).ToScalar();   // explicit Scalar, alive until the call returns (docs/hardening.md)
-        var scores = matmul(query, key.transpose(-2, -1)).mul_(scale);       // (B, H, n, K)
+        var scores = Autocast.Float32(matmul(query, key.transpose(-2, -1))).mul_(scale);   // (B, H, n, K), softmax in float32
         if (keyMask is not null) scores = scores.masked_fill_(keyMask.logical_not(), Scalars.NegativeInfinity);
         var p = scores.softmax(-1);
-        var attended = matmul(nn.functional.dropout(p, dropout, training: dropout > 0), value);   // (B, H, n, D)
+        var attended = matmul(Autocast.As(nn.functional.dropout(p, dropout, training: dropout > 0), value), value);   // (B, H, n, D)
         probabilities = p.MoveToOuterDisposeScope();
         return attended.MoveToOuterDisposeScope();
     }
@@ -120,7 +121,7 @@ internal sealed class LinformerSelfAttention : nn.Module<Tensor, Tensor?, Tensor
 
     /// <summary>Step 1: Q = X W_q, split into heads: (B, n, C) → (B, H, n, D).</summary>
     internal Tensor Queries(Tensor x)
-        => SplitHeads(nn.functional.linear(x, qkv.weight!.narrow(0, 0, (long)heads * headWidth)));
+        => SplitHeads(Autocast.Linear(x, qkv.weight!.narrow(0, 0, (long)heads * headWidth)));
 
     /// <summary>Step 2: projected keys and values (B, H, K, D), padded positions zeroed before E and F.</summary>
     internal (Tensor Key, Tensor Value) KeysAndValues(Tensor x, Tensor? keyPaddingMask)
@@ -156,7 +157,7 @@ internal sealed class LinformerSelfAttention : nn.Module<Tensor, Tensor?, Tensor
     {
         using var scope = NewDisposeScope();
         var merged = attended.transpose(1, 2).reshape(attended.shape[0], attended.shape[2], (long)heads * headWidth);   // (B, n, H·D)
-        var y = output is not null ? output.forward(merged) : output2!.forward(output1!.forward(merged));
+        var y = output is not null ? Autocast.Linear(merged, output) : Autocast.Linear(Autocast.Linear(merged, output1!), output2!);
         return y.MoveToOuterDisposeScope();
     }
 
@@ -225,13 +226,13 @@ internal sealed class KeyValueProjections
         Tensor k, v;
         if (ReferenceEquals(inputs.ForKey, inputs.ForValue))
         {
-            var kv = nn.functional.linear(inputs.ForKey, keyValueWeight);                     // (B, L, 2·H·D)
+            var kv = Autocast.Linear(inputs.ForKey, keyValueWeight);                          // (B, L, 2·H·D)
             (k, v) = (kv.narrow(-1, 0, hd), kv.narrow(-1, hd, hd));
         }
         else
         {
-            k = nn.functional.linear(inputs.ForKey, keyValueWeight.narrow(0, 0, hd));         // (B, K, H·D)
-            v = nn.functional.linear(inputs.ForValue, keyValueWeight.narrow(0, hd, hd));
+            k = Autocast.Linear(inputs.ForKey, keyValueWeight.narrow(0, 0, hd));              // (B, K, H·D)
+            v = Autocast.Linear(inputs.ForValue, keyValueWeight.narrow(0, hd, hd));
         }
         // E's bias is per projected position, so it is added after the map (it does not commute with it).
         if (ProjectsInputFirst) (k, v) = (Key!.AddBias(k), Value!.AddBias(v));

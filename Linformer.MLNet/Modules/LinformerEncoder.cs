@@ -113,6 +113,29 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
     internal nn.Module<long, Tensor>? PositionEmbeddingModule => position_embedding;
 
     /// <summary>
+    /// The number format of the matrix products in <see cref="forward(Tensor, Tensor?)"/> (default
+    /// <see cref="LinformerPrecision.Float32"/>). With <see cref="LinformerPrecision.BFloat16"/> the Q/K/V, E/F,
+    /// attention, output and feed-forward products run in bfloat16 while the weights, the residual stream, LayerNorm
+    /// and the output stay float32; in training the gradients reach the float32 weights (mixed precision). The
+    /// encoder does what is asked on any CPU: where the CPU has no native bfloat16, libtorch emulates it (slower
+    /// than float32). The ML.NET transformer checks the CPU first (see <c>LinformerTransformer.Precision</c>).
+    /// A run-time choice: it is not saved with the weights.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not a defined <see cref="LinformerPrecision"/>.</exception>
+    public LinformerPrecision Precision
+    {
+        get => precision;
+        set
+        {
+            if (!Enum.IsDefined(value))
+                throw new ArgumentOutOfRangeException(nameof(value), value, string.Create(CultureInfo.InvariantCulture, $"Precision ({value}) is not one of Float32, BFloat16."));
+            precision = value;
+        }
+    }
+
+    private LinformerPrecision precision;
+
+    /// <summary>
     /// When true, each forward keeps every layer's attention probabilities for inspection
     /// (<see cref="GetAttentionMaps"/>); slower, off by default.
     /// </summary>
@@ -140,6 +163,7 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
         ArgumentNullException.ThrowIfNull(input);
         CheckInput(input, keyPaddingMask);
         using var scope = NewDisposeScope();
+        using var autocast = Autocast.Enter(precision);
         long n = input.shape[1];
         Tensor x;
         if (token_embedding is not null)
@@ -149,10 +173,10 @@ public sealed class LinformerEncoder : nn.Module<Tensor, Tensor?, Tensor>
         else x = input;
         if (position_embedding is not null)
             x = x + position_embedding.forward(n).to(x.device);                                  // (B, n, W) + (1, n, W)
-        if (project_in is not null) x = project_in.forward(x);                                   // (B, n, C)
+        if (project_in is not null) x = Autocast.Float32(Autocast.Linear(x, project_in));         // (B, n, C)
         foreach (var layer in layers) x = layer.forward(x, keyPaddingMask);
         if (final_norm is not null) x = final_norm.forward(x);
-        if (project_out is not null) x = project_out.forward(x);                                 // (B, n, W)
+        if (project_out is not null) x = Autocast.Float32(Autocast.Linear(x, project_out));       // (B, n, W)
         return x.MoveToOuterDisposeScope();
     }
 

@@ -114,8 +114,8 @@ internal sealed class SequenceProjection : nn.Module
         // (G, K, n): slicing the columns for a shorter input equals zero-padding it to N.
         var w = n == SequenceLength ? weight : weight.narrow(2, 0, n);
         Tensor result = Groups == 1
-            ? matmul(w[0], x)                            // (K, n) @ (B, [H,] n, F) -> (B, [H,] K, F)
-            : matmul(w, x);                              // (H, K, n) @ (B, H, n, F) -> (B, H, K, F)
+            ? Autocast.MatMul(w[0], x)                   // (K, n) @ (B, [H,] n, F) -> (B, [H,] K, F)
+            : Autocast.MatMul(w, x);                     // (H, K, n) @ (B, H, n, F) -> (B, H, K, F)
         return result.MoveToOuterDisposeScope();
     }
 
@@ -125,7 +125,7 @@ internal sealed class SequenceProjection : nn.Module
         if (bias is null) return y;
         // (G, K) -> (K, 1) or (H, K, 1): broadcast over features (and over batch).
         var b = Groups == 1 ? bias[0].unsqueeze(-1) : bias.unsqueeze(-1);
-        return y.add(b);
+        return y.add(Autocast.As(b, y));   // in y's type: a float32 bias must not promote bf16 keys back to float32
     }
 
     /// <summary>
@@ -148,13 +148,13 @@ internal sealed class SequenceProjection : nn.Module
         if (Groups == 1)
         {
             var xt = x.reshape(batch * heads, SequenceLength, d).transpose(1, 2);            // (B·H, D, N)
-            y = nn.functional.conv1d(xt, weight, bias, stride: stride);                       // (B·H, D, K)
+            y = nn.functional.conv1d(xt, Autocast.As(weight, xt), Autocast.As(bias!, xt), stride: stride);                  // (B·H, D, K)
             y = y.reshape(batch, heads, d, ProjectedLength);                                  // (B, H, D, K)
         }
         else
         {
             var xt = x.permute(0, 1, 3, 2).reshape(batch, heads * d, SequenceLength);         // (B, H·D, N)
-            y = nn.functional.conv1d(xt, weight, bias, stride: stride, groups: heads);        // (B, H·D, K)
+            y = nn.functional.conv1d(xt, Autocast.As(weight, xt), Autocast.As(bias!, xt), stride: stride, groups: heads);   // (B, H·D, K)
             y = y.reshape(batch, heads, d, ProjectedLength);                                  // (B, H, D, K)
         }
         return y.transpose(2, 3).MoveToOuterDisposeScope();                                   // (B, H, K, D)

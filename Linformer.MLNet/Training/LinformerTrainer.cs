@@ -38,6 +38,8 @@ internal sealed record TrainerSettings
     public int Seed { get; init; }
     public int EarlyStoppingPatience { get; init; }
     public double MaskingProbability { get; init; }
+    /// <summary>Precision of the products (mixed precision with BFloat16); part of the identity: a resume must round as the run did.</summary>
+    public LinformerPrecision Precision { get; init; }
     [NotInCheckpointIdentity] public IProgress<LinformerTrainingProgress>? Progress { get; init; }
     [NotInCheckpointIdentity] public Action<string>? Log { get; init; }
     /// <summary>Throws to cancel (ML.NET's host check, the options' cancellation token); called between batches.</summary>
@@ -61,6 +63,7 @@ internal static class LinformerTrainer
     {
         var spec = network.Spec;
         if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        network.Precision = s.Precision;   // the forward and backward of the products follow it; weights and AdamW stay float32
         var parameters = network.DistinctParameters().ToList();
         using var optimizer = optim.AdamW(parameters, lr: s.LearningRate, weight_decay: s.WeightDecay);
         int batchesPerEpoch = (train.Count + s.BatchSize - 1) / s.BatchSize;

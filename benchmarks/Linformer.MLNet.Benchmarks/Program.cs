@@ -7,6 +7,7 @@ using Linformer.MLNet.Benchmarks;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length > 0 && args[0] == "precision") return PrecisionBenchmarks.Run(args[1..]);   // fp32 vs bf16, docs/benchmarks-precision.md
 
 // The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
 IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks()];
