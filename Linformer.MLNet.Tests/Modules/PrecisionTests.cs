@@ -1,3 +1,4 @@
+using Linformer.MLNet.Cli;
 using Linformer.MLNet.Modules;
 using Linformer.MLNet.Persistence;
 using TorchSharp;
@@ -64,7 +65,7 @@ public sealed class PrecisionTests
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long batch = 3, n = options.SequenceLength - 3;   // shorter than N: E and F are sliced
-        var input = tokens ? randint(options.VocabularySize!.Value, new long[] { batch, n }) : randn(batch, n, options.Channels);
+        var input = tokens ? randint(options.VocabularySize!.Value, new long[] { batch, n }) : randn(batch, n, options.ModelWidth);
         var mask = ones(new long[] { batch, n }, dtype: ScalarType.Bool);
         mask[1, TensorIndex.Slice(n - 5)] = false;        // one padded row
         var fp32 = encoder.forward(input, mask);
@@ -86,7 +87,7 @@ public sealed class PrecisionTests
     {
         var small = new LinformerEncoderOptions
         {
-            SequenceLength = 24, Channels = 16, ProjectedLength = 6, Heads = 2, Depth = 2, FeedForwardSize = 32, Dropout = 0.1, FeedForwardDropout = 0.1,
+            SequenceLength = 24, ModelWidth = 16, ProjectedLength = 6, Heads = 2, Depth = 2, FeedForwardSize = 32, Dropout = 0.1, FeedForwardDropout = 0.1,
         };
         foreach (var sharing in Enum.GetValues<ParameterSharing>())
             foreach (var method in Enum.GetValues<ProjectionMethod>())
@@ -101,7 +102,7 @@ public sealed class PrecisionTests
     public void MixedPrecisionGradientsReachTheFloat32WeightsWithinTheBound()
     {
         manual_seed(5);
-        var options = new LinformerEncoderOptions { SequenceLength = 16, Channels = 16, ProjectedLength = 4, Heads = 2, Depth = 2, FeedForwardSize = 32, Dropout = 0, FeedForwardDropout = 0 };
+        var options = new LinformerEncoderOptions { SequenceLength = 16, ModelWidth = 16, ProjectedLength = 4, Heads = 2, Depth = 2, FeedForwardSize = 32, Dropout = 0, FeedForwardDropout = 0 };
         using var encoder = new LinformerEncoder(options);
         encoder.train();
         using var scope = NewDisposeScope();
@@ -132,7 +133,7 @@ public sealed class PrecisionTests
     [TestMethod]
     public void AnUndefinedPrecisionIsRejected()
     {
-        using var encoder = new LinformerEncoder(new LinformerEncoderOptions { SequenceLength = 4, Channels = 4, ProjectedLength = 2, Heads = 1 });
+        using var encoder = new LinformerEncoder(new LinformerEncoderOptions { SequenceLength = 4, ModelWidth = 4, ProjectedLength = 2, Heads = 1 });
         var ex = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => encoder.Precision = (LinformerPrecision)7);
         StringAssert.Contains(ex.Message, "Precision (7) is not one of Float32, BFloat16.");
     }

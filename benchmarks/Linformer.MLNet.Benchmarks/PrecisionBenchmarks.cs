@@ -127,7 +127,7 @@ internal static class PrecisionBenchmarks
         manual_seed(17);
         using var encoder = new LinformerEncoder(new LinformerEncoderOptions
         {
-            SequenceLength = n, Channels = Channels, Heads = Heads, FeedForwardSize = FeedForward, ProjectedLength = Math.Min(ProjectedLength, n),
+            SequenceLength = n, ModelWidth = Channels, Heads = Heads, FeedForwardSize = FeedForward, ProjectedLength = Math.Min(ProjectedLength, n),
             Depth = 1, Dropout = 0, FeedForwardDropout = 0,
         });
         encoder.eval();
