@@ -30,6 +30,7 @@ public sealed class CheckpointIdentityTests
         ["Seed"] = (Role.TrainingSetting, ""),
         ["EarlyStoppingPatience"] = (Role.TrainingSetting, ""),
         ["MaskingProbability"] = (Role.TrainingSetting, ""),
+        ["ShuffleBufferSize"] = (Role.TrainingSetting, "resolved to rows (0 = a size from the row's bytes) and stored as such"),
         // Network settings: in the serialised NetworkSpec, the identity's "network settings" entry.
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),
