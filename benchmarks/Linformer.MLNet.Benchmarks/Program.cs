@@ -7,6 +7,7 @@ using Linformer.MLNet.Benchmarks;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);   // Fit's memory against the row count (docs/memory.md)
 
 var patterns = new List<string>();
 bool quick = false, smoke = false, list = false, updateDocs = false;
