@@ -131,6 +131,15 @@ public sealed class StreamingFitTests
     }
 
     [TestMethod]
+    public void TheDefaultShuffleBufferHolds7281RowsOf512Tokens()
+    {
+        // docs/memory.md and the option's documentation: 32 MiB of rows; a row of 512 tokens is 512 ids and 512 mask bytes.
+        var binding = new InputBinding("Tokens", SequenceItemKind.Int32, 512, 0, null, null);
+        Assert.AreEqual(4608, SequenceBatch.BytesPerRow(binding));
+        Assert.AreEqual(7281, LinformerEstimator.Defaults.ShuffleBufferBytes / SequenceBatch.BytesPerRow(binding));
+    }
+
+    [TestMethod]
     public void ANegativeShuffleBufferSizeIsRejected()
     {
         var options = new LinformerEstimator.Options { InputColumnName = "Tokens", ShuffleBufferSize = -1 };
