@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using System.Text;
-using Linformer.MLNet.Data;
 using Linformer.MLNet.Model;
 using Linformer.MLNet.Persistence;
 using TorchSharp;
