@@ -35,6 +35,8 @@ public sealed partial class LinformerEstimator
         public const int Seed = 1;
         /// <summary>Share of positions masked by the self-supervised objectives (the paper's 15%).</summary>
         public const double MaskingProbability = 0.15;
+        /// <summary>Memory of the shuffle buffer when <see cref="Options.ShuffleBufferSize"/> is 0: as many rows as fit in 32 MiB.</summary>
+        public const long ShuffleBufferBytes = 32L * 1024 * 1024;
     }
 
     /// <summary>Every setting of the Linformer transform: columns, encoder, output and training.</summary>
@@ -161,9 +163,22 @@ public sealed partial class LinformerEstimator
         public double GradientClipNorm { get; set; } = Defaults.GradientClipNorm;
         /// <summary>Seed used when the MLContext was created without one.</summary>
         public int Seed { get; set; } = Defaults.Seed;
+        /// <summary>
+        /// Rows held in the shuffle buffer that draws each epoch's order. Fit reads the training rows from the cursor
+        /// batch by batch (memory does not grow with the number of rows); each row it trains on is drawn at random from
+        /// this buffer, which the cursor refills. A buffer as large as the training data gives a full shuffle; a smaller
+        /// one shuffles locally (a row moves at most this many places earlier), so data sorted by label or source
+        /// needs a buffer larger than its runs. 0 (default) = as many rows as fit in
+        /// <see cref="Defaults.ShuffleBufferBytes"/> (e.g. 7281 rows of 512 tokens); 1 keeps the data's order.
+        /// </summary>
+        public int ShuffleBufferSize { get; set; }
         /// <summary>Validation rows; if null and <see cref="ValidationFraction"/> &gt; 0 a share of the training rows is held out.</summary>
         public Microsoft.ML.IDataView? ValidationSet { get; set; }
-        /// <summary>Share of training rows held out for validation when <see cref="ValidationSet"/> is null.</summary>
+        /// <summary>
+        /// Share of training rows held out for validation when <see cref="ValidationSet"/> is null. Each row's side is
+        /// drawn from a seeded hash of its position, so the split needs no second copy of the data and the held-out
+        /// share is this fraction on average (not exactly).
+        /// </summary>
         public double ValidationFraction { get; set; }
         /// <summary>Stop when validation loss has not improved for this many epochs (0 = never); the best epoch's weights are kept.</summary>
         public int EarlyStoppingPatience { get; set; }
@@ -182,7 +197,7 @@ public sealed partial class LinformerEstimator
         /// <summary>
         /// File for training checkpoints (see <see cref="CheckpointInterval"/> and <see cref="ResumeFromCheckpoint"/>);
         /// its folder must exist. A checkpoint holds the whole training state: weights, AdamW moments, step, epoch,
-        /// shuffle order, the random generators of masking and dropout, and the best-so-far weights and early-stopping
+        /// position in the epoch's shuffled order, the random generators of masking and dropout, and the best-so-far weights and early-stopping
         /// counters. It is replaced atomically (temporary file in the same folder, then a rename).
         /// </summary>
         public string? CheckpointPath { get; set; }

@@ -69,6 +69,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
         if (!Enum.IsDefined(o.Precision)) throw new ArgumentOutOfRangeException(nameof(Options.Precision), o.Precision, $"Precision ({o.Precision}) is not one of Float32, BFloat16.");
         if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, string.Create(CultureInfo.InvariantCulture, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1)."));
+        if (o.ShuffleBufferSize < 0) throw new ArgumentOutOfRangeException(nameof(Options.ShuffleBufferSize), o.ShuffleBufferSize, $"ShuffleBufferSize ({o.ShuffleBufferSize}) must be >= 0 (0 sizes it to {Defaults.ShuffleBufferBytes / (1024 * 1024)} MiB).");
         if (o.EarlyStoppingPatience < 0) throw new ArgumentOutOfRangeException(nameof(Options.EarlyStoppingPatience), o.EarlyStoppingPatience, $"EarlyStoppingPatience ({o.EarlyStoppingPatience}) must be >= 0.");
         if (o.InitialModel is not null && o.PyTorchWeightsPath is not null)
             throw new ArgumentException("Set InitialModel or PyTorchWeightsPath, not both.", nameof(Options.PyTorchWeightsPath));
@@ -343,16 +344,28 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
     private void Train(IDataView input, InputBinding binding, LinformerNetwork network, Device device, int seed)
     {
         var o = options;
-        var all = ReadTrainingSet(input, binding, network.Spec);
-        if (all.Count == 0) throw new InvalidOperationException($"The training data has no rows; Fit needs at least one row (or Epochs = 0).");
-        TrainingSet train = all, validation = null!;
+        // Rows are read from the cursor pass by pass, never all at once. The selection is the place for a
+        // data-parallel shard (ShardIndex, ShardCount); the validation split is a seeded hash of the row position.
+        var selection = RowSelection.All;
+        TrainingRows Rows(IDataView data, RowSelection rows) => new DataViewRows(data, binding, TokenLayout.Of(network.Spec), o.PaddingTokenId, o.LabelColumnName, rows);
+        TrainingRows train = Rows(input, selection);
+        TrainingRows? validation = null;
         if (o.ValidationSet is not null)
         {
             binding.CheckCompatible(o.ValidationSet.Schema);
-            validation = ReadTrainingSet(o.ValidationSet, binding, network.Spec);
+            validation = Rows(o.ValidationSet, RowSelection.All);
         }
         else if (o.ValidationFraction > 0)
-            (train, validation) = Split(all, o.ValidationFraction, seed);
+        {
+            var split = selection with { ValidationFraction = o.ValidationFraction, Seed = seed };
+            (train, validation) = (Rows(input, split), Rows(input, split with { HeldOut = true }));
+        }
+        if (train.Count == 0 && (validation is null || o.ValidationSet is not null || validation.Count == 0))
+            throw new InvalidOperationException($"The training data has no rows; Fit needs at least one row (or Epochs = 0).");
+        if (o.ValidationSet is null && validation is not null && (train.Count == 0 || validation.Count == 0))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"ValidationFraction ({o.ValidationFraction}) leaves {train.Count} training and {validation.Count} validation rows out of {train.Count + validation.Count}: each row's side is drawn from a hash of its position, so a small data set can leave one side empty; change the fraction, or pass ValidationSet."),
+                nameof(Options.ValidationFraction));
 
         var settings = new TrainerSettings
         {
@@ -360,6 +373,8 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             LearningRateDecay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
             EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
             Precision = network.Precision,
+            ShuffleBufferSize = o.ShuffleBufferSize > 0 ? o.ShuffleBufferSize
+                : (int)Math.Clamp(Defaults.ShuffleBufferBytes / SequenceBatch.BytesPerRow(binding), 1, int.MaxValue),
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
             CheckpointPath = o.CheckpointPath is null ? null : Path.GetFullPath(o.CheckpointPath),
@@ -367,77 +382,5 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             Resume = o.ResumeFromCheckpoint,
         };
         LinformerTrainer.Train(network, device, train, validation, settings);
-    }
-
-    private TrainingSet ReadTrainingSet(IDataView data, InputBinding binding, NetworkSpec spec)
-    {
-        var columns = binding.Columns(data.Schema).ToList();
-        DataViewSchema.Column? label = options.LabelColumnName is null ? null : InputBinding.Find(data.Schema, options.LabelColumnName);
-        if (label is { } l) columns.Add(l);
-        long? count = data.GetRowCount();
-        var rows = new List<(float[]? v, long[]? ids, bool[] mask)>();
-        var classLabels = new List<long>();
-        var targets = new List<float>();
-        using (var cursor = data.GetRowCursor(columns))
-        {
-            var reader = new SequenceReader(binding, cursor, TokenLayout.Of(spec), options.PaddingTokenId);
-            var one = new SequenceBatch(binding, 1);
-            ValueGetter<uint>? keyLabel = null; ValueGetter<bool>? boolLabel = null; ValueGetter<float>? floatLabel = null;
-            if (label is { } lc)
-            {
-                if (lc.Type is KeyDataViewType) keyLabel = cursor.GetGetter<uint>(lc);
-                else if (lc.Type is BooleanDataViewType) boolLabel = cursor.GetGetter<bool>(lc);
-                else floatLabel = cursor.GetGetter<float>(lc);
-            }
-            uint key = 0; bool flag = false; float value = 0;
-            while (cursor.MoveNext())
-            {
-                if (keyLabel is not null)
-                {
-                    keyLabel(ref key);
-                    if (key == 0) continue;   // missing label: ML.NET trainers skip such rows too
-                    classLabels.Add(key - 1L);
-                }
-                else if (boolLabel is not null) { boolLabel(ref flag); classLabels.Add(flag ? 1 : 0); }
-                else if (floatLabel is not null)
-                {
-                    floatLabel(ref value);
-                    if (!float.IsFinite(value))
-                        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"Label column '{options.LabelColumnName}' holds {value} in row {cursor.Position}; regression labels must be finite."));
-                    targets.Add(value);
-                }
-                one.Count = 0;
-                one.Add(reader);
-                rows.Add((one.Values?.ToArray(), one.Ids?.ToArray(), one.Mask.ToArray()));
-            }
-        }
-        var all = new SequenceBatch(binding, rows.Count);
-        int n = binding.SequenceLength, v = binding.ValuesPerRow;
-        for (int i = 0; i < rows.Count; i++)
-        {
-            rows[i].v?.CopyTo(all.Values!, i * v);
-            rows[i].ids?.CopyTo(all.Ids!, i * n);
-            rows[i].mask.CopyTo(all.Mask, i * n);
-        }
-        all.Count = rows.Count;
-        return new TrainingSet(all, spec.Head == HeadKind.Classification ? classLabels.ToArray() : null,
-            spec.Head == HeadKind.Regression ? targets.ToArray() : null);
-    }
-
-    private static (TrainingSet train, TrainingSet validation) Split(TrainingSet all, double fraction, int seed)
-    {
-        var order = Enumerable.Range(0, all.Count).ToArray();
-        new Random(seed).Shuffle(order);
-        int validationCount = Math.Max(1, (int)Math.Round(all.Count * fraction));
-        if (validationCount >= all.Count) throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"ValidationFraction ({fraction}) leaves no training rows out of {all.Count}."), nameof(Options.ValidationFraction));
-        return (Subset(all, order[validationCount..]), Subset(all, order[..validationCount]));
-    }
-
-    private static TrainingSet Subset(TrainingSet all, int[] rows)
-    {
-        var dst = new SequenceBatch(all.Rows.Binding, rows.Length);
-        dst.CopyRowsFrom(all.Rows, rows);
-        return new TrainingSet(dst, all.ClassLabels is null ? null : rows.Select(r => all.ClassLabels[r]).ToArray(),
-            all.RegressionLabels is null ? null : rows.Select(r => all.RegressionLabels[r]).ToArray());
     }
 }

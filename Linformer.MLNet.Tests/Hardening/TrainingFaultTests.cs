@@ -12,12 +12,15 @@ public sealed class TrainingFaultTests
         public void Report(LinformerTrainingProgress value) => report(value);
     }
 
-    /// <summary>Self-supervised (masking generator), dropout (global generator), validation with early stopping (best snapshot).</summary>
+    /// <summary>
+    /// Self-supervised (masking generator), dropout (global generator), validation with early stopping (best snapshot),
+    /// and a shuffle buffer smaller than the data, so a resumed epoch re-creates a streamed order and skips into it.
+    /// </summary>
     private static LinformerEstimator.Options ResumableOptions() => new()
     {
         InputColumnName = "Tokens", OutputColumnName = "Features", VocabularySize = Tiny.Vocabulary, ModelWidth = 8,
         ProjectedLength = 4, Heads = 2, Depth = 1, FeedForwardSize = 16, Epochs = 3, BatchSize = 4, Dropout = 0.2,
-        FeedForwardDropout = 0.2, ValidationFraction = 0.25, EarlyStoppingPatience = 3, LearningRate = 3e-3,
+        FeedForwardDropout = 0.2, ValidationFraction = 0.25, EarlyStoppingPatience = 3, LearningRate = 3e-3, ShuffleBufferSize = 6,
     };
 
     [TestMethod]

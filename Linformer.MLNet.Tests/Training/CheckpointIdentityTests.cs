@@ -31,6 +31,7 @@ public sealed class CheckpointIdentityTests
         ["EarlyStoppingPatience"] = (Role.TrainingSetting, ""),
         ["MaskingProbability"] = (Role.TrainingSetting, ""),
         ["Precision"] = (Role.TrainingSetting, ""),   // bf16 rounds otherwise: a resume in another precision is another run
+        ["ShuffleBufferSize"] = (Role.TrainingSetting, "resolved to rows (0 = a size from the row's bytes) and stored as such"),
         // Network settings: in the serialised NetworkSpec, the identity's "network settings" entry.
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),

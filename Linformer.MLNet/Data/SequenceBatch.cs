@@ -22,28 +22,33 @@ internal sealed class SequenceBatch
     public long[]? Ids { get; }
     public bool[] Mask { get; }
 
+    /// <summary>Bytes one row takes in a batch: its values (N·I floats) or ids (N longs), and its mask (N).</summary>
+    public static long BytesPerRow(InputBinding binding)
+        => (binding.IsTokens ? (long)binding.SequenceLength * sizeof(long) : (long)binding.ValuesPerRow * sizeof(float)) + binding.SequenceLength;
+
     /// <summary>Reads the reader's current row into slot <see cref="Count"/> and advances it.</summary>
     public void Add(SequenceReader reader)
     {
-        int n = Binding.SequenceLength, v = Binding.ValuesPerRow;
-        reader.Read(Values is null ? Span<float>.Empty : Values.AsSpan(Count * v, v),
-                    Ids is null ? Span<long>.Empty : Ids.AsSpan(Count * n, n),
-                    Mask.AsSpan(Count * n, n));
+        Read(reader, Count);
         Count++;
     }
 
-    /// <summary>Replaces this batch's rows with rows <paramref name="rows"/> of <paramref name="source"/> (same binding).</summary>
-    public void CopyRowsFrom(SequenceBatch source, ReadOnlySpan<int> rows)
+    /// <summary>Reads the reader's current row into slot <paramref name="slot"/> (leaves <see cref="Count"/> alone).</summary>
+    public void Read(SequenceReader reader, int slot)
     {
         int n = Binding.SequenceLength, v = Binding.ValuesPerRow;
-        for (int i = 0; i < rows.Length; i++)
-        {
-            int r = rows[i];
-            if (source.Values is not null) source.Values.AsSpan(r * v, v).CopyTo(Values.AsSpan(i * v, v));
-            if (source.Ids is not null) source.Ids.AsSpan(r * n, n).CopyTo(Ids.AsSpan(i * n, n));
-            source.Mask.AsSpan(r * n, n).CopyTo(Mask.AsSpan(i * n, n));
-        }
-        Count = rows.Length;
+        reader.Read(Values is null ? Span<float>.Empty : Values.AsSpan(slot * v, v),
+                    Ids is null ? Span<long>.Empty : Ids.AsSpan(slot * n, n),
+                    Mask.AsSpan(slot * n, n));
+    }
+
+    /// <summary>Copies row <paramref name="from"/> of <paramref name="source"/> (same binding) into slot <paramref name="to"/>.</summary>
+    public void CopyRow(SequenceBatch source, int from, int to)
+    {
+        int n = Binding.SequenceLength, v = Binding.ValuesPerRow;
+        if (source.Values is not null) source.Values.AsSpan(from * v, v).CopyTo(Values.AsSpan(to * v, v));
+        if (source.Ids is not null) source.Ids.AsSpan(from * n, n).CopyTo(Ids.AsSpan(to * n, n));
+        source.Mask.AsSpan(from * n, n).CopyTo(Mask.AsSpan(to * n, n));
     }
 
     /// <summary>Tensors of the first <see cref="Count"/> rows on <paramref name="device"/>: input (B, N, I) or (B, N), mask (B, N) or null when nothing is padded.</summary>

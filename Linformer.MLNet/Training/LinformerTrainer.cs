@@ -8,15 +8,6 @@ using static TorchSharp.torch;
 
 namespace Linformer.MLNet.Training;
 
-/// <summary>Training data held in memory: sequences, masks and labels.</summary>
-internal sealed class TrainingSet(SequenceBatch rows, long[]? classLabels, float[]? regressionLabels)
-{
-    public SequenceBatch Rows { get; } = rows;
-    public long[]? ClassLabels { get; } = classLabels;
-    public float[]? RegressionLabels { get; } = regressionLabels;
-    public int Count => Rows.Count;
-}
-
 /// <summary>Marks a <see cref="TrainerSettings"/> property that does not change what a run computes, so a checkpoint may be resumed with another value.</summary>
 [AttributeUsage(AttributeTargets.Property)]
 internal sealed class NotInCheckpointIdentityAttribute : Attribute;
@@ -40,6 +31,8 @@ internal sealed record TrainerSettings
     public double MaskingProbability { get; init; }
     /// <summary>Precision of the products (mixed precision with BFloat16); part of the identity: a resume must round as the run did.</summary>
     public LinformerPrecision Precision { get; init; }
+    /// <summary>Rows in the shuffle buffer that draws each epoch's order (<see cref="ShuffledRows"/>); 0 = every training row (a full shuffle).</summary>
+    public int ShuffleBufferSize { get; init; }
     [NotInCheckpointIdentity] public IProgress<LinformerTrainingProgress>? Progress { get; init; }
     [NotInCheckpointIdentity] public Action<string>? Log { get; init; }
     /// <summary>Throws to cancel (ML.NET's host check, the options' cancellation token); called between batches.</summary>
@@ -59,7 +52,7 @@ internal sealed record TrainerSettings
 /// </summary>
 internal static class LinformerTrainer
 {
-    public static void Train(LinformerNetwork network, Device device, TrainingSet train, TrainingSet? validation, TrainerSettings s)
+    public static void Train(LinformerNetwork network, Device device, TrainingRows train, TrainingRows? validation, TrainerSettings s)
     {
         var spec = network.Spec;
         if (train.Count == 0) throw new InvalidOperationException("The training data has no rows.");
@@ -69,25 +62,21 @@ internal static class LinformerTrainer
         int batchesPerEpoch = (train.Count + s.BatchSize - 1) / s.BatchSize;
         long totalSteps = (long)batchesPerEpoch * s.Epochs;
         long warmup = (long)Math.Round(totalSteps * s.WarmupFraction);
-        var shuffler = new Random(s.Seed);
         using var generator = new Generator((ulong)s.Seed);   // masking draws; dropout uses the global generator seeded by the caller
         var objective = TrainingObjective.For(spec, s.MaskingProbability, generator);
-        var batch = new LabelledBatch(train.Rows.Binding, s.BatchSize);
+        var batch = new LabelledBatch(train.Binding, s.BatchSize);
+        int bufferRows = s.ShuffleBufferSize > 0 ? s.ShuffleBufferSize : train.Count;
         var identity = s.CheckpointInterval > 0 || s.Resume ? TrainingCheckpoint.IdentityOf(spec, s, train, validation) : null;
-        var state = new TrainingState { Order = Enumerable.Range(0, train.Count).ToArray() };
+        var state = new TrainingState();
+        ShuffledRows? epochRows = null;
         var watch = Stopwatch.StartNew();
         try
         {
             if (s.Resume && File.Exists(s.CheckpointPath))
             {
                 var stored = TrainingCheckpoint.Resume(s.CheckpointPath!, identity!, network, optimizer, generator);
-                // The shuffle order of epoch e is the generator's e-th shuffle of the previous order: replay them.
-                for (int e = 1; e <= stored.Epoch; e++) shuffler.Shuffle(state.Order);
-                bool sameOrder = state.Order.AsSpan().SequenceEqual(stored.Order);
                 state.Dispose();
                 state = stored;
-                if (!sameOrder)
-                    throw new InvalidOperationException($"The checkpoint '{s.CheckpointPath}' holds another shuffle order for epoch {stored.Epoch} than this run produces; it cannot be resumed.");
                 s.Log?.Invoke($"Linformer training resumed from checkpoint '{s.CheckpointPath}' at step {state.Step} (epoch {state.Epoch}).");
             }
 
@@ -96,16 +85,18 @@ internal static class LinformerTrainer
                 network.train();
                 if (state.NextStart < 0)
                 {
-                    shuffler.Shuffle(state.Order);
                     state.NextStart = 0;
                     state.LossSum = 0;
                     state.LossCount = 0;
                 }
+                // The epoch's order follows from the seed and the epoch; a resumed epoch skips the rows it trained on.
+                epochRows = new ShuffledRows(train, bufferRows, s.Seed, state.Epoch);
+                epochRows.Skip(state.NextStart);
                 while (state.NextStart < train.Count)
                 {
                     s.CheckAlive?.Invoke();
                     int count = Math.Min(s.BatchSize, train.Count - state.NextStart);
-                    batch.Gather(train, state.Order.AsSpan(state.NextStart, count));
+                    epochRows.Fill(batch, count);
                     optimizer.ParamGroups.First().LearningRate = LearningRateAt(state.Step, totalSteps, warmup, s);
                     double loss;
                     using (var scope = NewDisposeScope())
@@ -135,6 +126,10 @@ internal static class LinformerTrainer
                     }
                 }
 
+                epochRows.CheckEnd();
+                epochRows.Dispose();
+                epochRows = null;
+
                 double? valLoss = null, valMetric = null;
                 if (validation is { Count: > 0 })
                 {
@@ -163,10 +158,11 @@ internal static class LinformerTrainer
         catch (Exception ex) when (AllocationFailure.Is(ex))
         {
             throw AllocationFailure.Wrap(ex, $"Training step {state.Step + 1} (epoch {state.Epoch}) on batches of up to {s.BatchSize} sequence(s)",
-                train.Rows.Binding.SequenceLength, s.BatchSize, device.ToString());
+                train.Binding.SequenceLength, s.BatchSize, device.ToString());
         }
         finally
         {
+            epochRows?.Dispose();
             state.Dispose();
             network.eval();
         }
@@ -193,24 +189,30 @@ internal static class LinformerTrainer
         return FormattableString.Invariant($"Linformer epoch {p.Epoch}/{p.Epochs}: training loss {p.TrainingLoss:G5}{validation}, {p.RowsPerSecond:F1} rows/s, ETA {p.Remaining:hh\\:mm\\:ss}");
     }
 
-    private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingSet data, TrainerSettings s, TrainingObjective objective)
+    /// <summary>Loss and metric over the validation rows, read in one pass, batch by batch, in their stored order.</summary>
+    private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingRows data, TrainerSettings s, TrainingObjective objective)
     {
         network.eval();
-        var batch = new LabelledBatch(data.Rows.Binding, s.BatchSize);
-        var index = Enumerable.Range(0, data.Count).ToArray();
+        var batch = new LabelledBatch(data.Binding, s.BatchSize);
         double lossSum = 0, metricSum = 0;
+        int rows = 0;
         using var noGrad = no_grad();
-        for (int start = 0; start < data.Count; start += s.BatchSize)
-        {
-            int count = Math.Min(s.BatchSize, data.Count - start);
-            batch.Gather(data, index.AsSpan(start, count));
-            using var scope = NewDisposeScope();
-            var loss = objective.Loss(network, batch, device, out double metric);
-            lossSum += loss.item<float>() * count;
-            metricSum += metric * count;
-        }
+        using (var pass = data.Open())
+            while (true)
+            {
+                int count = 0;
+                while (count < s.BatchSize && pass.ReadNext(batch, count)) count++;
+                if (count == 0) break;
+                batch.Rows.Count = count;
+                using var scope = NewDisposeScope();
+                var loss = objective.Loss(network, batch, device, out double metric);
+                lossSum += loss.item<float>() * count;
+                metricSum += metric * count;
+                rows += count;
+            }
+        if (rows != data.Count) throw data.ChangedBetweenPasses("in the validation pass", rows);
         network.train();
-        return (lossSum / data.Count, metricSum / data.Count);
+        return (lossSum / rows, metricSum / rows);
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)

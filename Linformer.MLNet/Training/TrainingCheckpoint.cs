@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using System.Text;
-using Linformer.MLNet.Data;
 using Linformer.MLNet.Model;
 using Linformer.MLNet.Persistence;
 using TorchSharp;
@@ -25,22 +23,22 @@ namespace Linformer.MLNet.Training;
 internal static class TrainingCheckpoint
 {
     private static readonly byte[] Magic = "LINFCKPT"u8.ToArray();
-    private const int FormatVersion = 2;
+    private const int FormatVersion = 3;   // 3: no row order (it follows from seed and epoch)
 
     /// <summary>
     /// What must be equal for a checkpoint to continue this run: the network's settings, every training setting (each
     /// property of <see cref="TrainerSettings"/> not marked <see cref="NotInCheckpointIdentityAttribute"/>, so a new
     /// setting is part of it without further code), and fingerprints of the data.
     /// </summary>
-    public static List<KeyValuePair<string, string>> IdentityOf(NetworkSpec spec, TrainerSettings s, TrainingSet train, TrainingSet? validation)
+    public static List<KeyValuePair<string, string>> IdentityOf(NetworkSpec spec, TrainerSettings s, TrainingRows train, TrainingRows? validation)
     {
         var identity = new List<KeyValuePair<string, string>> { new("network settings", LinformerModelFormat.SerializeSpec(spec)) };
         foreach (var property in IdentityProperties)
             identity.Add(new(property.Name, Format(property.GetValue(s))));
         identity.Add(new("training rows", train.Count.ToString(CultureInfo.InvariantCulture)));
-        identity.Add(new("training data SHA-256", Fingerprint(train)));
+        identity.Add(new("training data SHA-256", train.Fingerprint()));
         identity.Add(new("validation rows", (validation?.Count ?? 0).ToString(CultureInfo.InvariantCulture)));
-        identity.Add(new("validation data SHA-256", validation is null ? "-" : Fingerprint(validation)));
+        identity.Add(new("validation data SHA-256", validation is null ? "-" : validation.Fingerprint()));
         return identity;
     }
 
@@ -61,19 +59,6 @@ internal static class TrainingCheckpoint
         string text => text,
         _ => throw new InvalidOperationException($"Training setting of type {value.GetType()} has no checkpoint form; give it one in {nameof(TrainingCheckpoint)}.{nameof(Format)}."),
     };
-
-    private static string Fingerprint(TrainingSet set)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var rows = set.Rows;
-        int n = rows.Binding.SequenceLength;
-        if (rows.Values is not null) hash.AppendData(MemoryMarshal.AsBytes(rows.Values.AsSpan(0, rows.Count * rows.Binding.ValuesPerRow)));
-        if (rows.Ids is not null) hash.AppendData(MemoryMarshal.AsBytes(rows.Ids.AsSpan(0, rows.Count * n)));
-        hash.AppendData(MemoryMarshal.AsBytes(rows.Mask.AsSpan(0, rows.Count * n)));
-        if (set.ClassLabels is not null) hash.AppendData(MemoryMarshal.AsBytes(set.ClassLabels.AsSpan()));
-        if (set.RegressionLabels is not null) hash.AppendData(MemoryMarshal.AsBytes(set.RegressionLabels.AsSpan()));
-        return Convert.ToHexString(hash.GetHashAndReset());
-    }
 
     /// <summary>Throws when the stored identity belongs to another run, naming every setting that differs.</summary>
     private static void CheckIdentity(string path, List<KeyValuePair<string, string>> stored, List<KeyValuePair<string, string>> current)

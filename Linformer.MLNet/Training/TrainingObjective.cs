@@ -12,17 +12,15 @@ internal sealed class LabelledBatch(InputBinding binding, int capacity)
     public long[] ClassLabels { get; } = new long[capacity];
     /// <summary>Targets of a regression objective.</summary>
     public float[] RegressionTargets { get; } = new float[capacity];
+    public int Capacity => Rows.Capacity;
     public int Count => Rows.Count;
 
-    /// <summary>Replaces the batch with rows <paramref name="rows"/> of <paramref name="data"/>.</summary>
-    public void Gather(TrainingSet data, ReadOnlySpan<int> rows)
+    /// <summary>Copies row <paramref name="from"/> of <paramref name="source"/> (sequence, mask and labels) into slot <paramref name="to"/>.</summary>
+    public void CopyRow(LabelledBatch source, int from, int to)
     {
-        Rows.CopyRowsFrom(data.Rows, rows);
-        for (int i = 0; i < rows.Length; i++)
-        {
-            if (data.ClassLabels is not null) ClassLabels[i] = data.ClassLabels[rows[i]];
-            if (data.RegressionLabels is not null) RegressionTargets[i] = data.RegressionLabels[rows[i]];
-        }
+        Rows.CopyRow(source.Rows, from, to);
+        ClassLabels[to] = source.ClassLabels[from];
+        RegressionTargets[to] = source.RegressionTargets[from];
     }
 }
 

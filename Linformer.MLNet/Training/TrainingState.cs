@@ -4,7 +4,8 @@ namespace Linformer.MLNet.Training;
 
 /// <summary>
 /// Where a training run is between two optimizer steps, besides its weights, optimizer moments and random generators:
-/// the step, the epoch and its shuffled row order, the next row of that order, the loss so far, and early stopping's
+/// the step, the epoch and how many of its rows were trained on (the epoch's order follows from the seed and the epoch,
+/// see <see cref="ShuffledRows"/>), the loss so far, and early stopping's
 /// best weights and counters. The loop keeps its position here and nowhere else, and <see cref="Write"/> and
 /// <see cref="Read"/> are the only code that stores it, so a checkpoint holds exactly what the loop uses.
 /// </summary>
@@ -13,15 +14,13 @@ internal sealed class TrainingState : IDisposable
     public long Step { get; set; }
     /// <summary>1-based epoch in progress.</summary>
     public int Epoch { get; set; } = 1;
-    /// <summary>Index into <see cref="Order"/> of the epoch's next batch; -1 at the start of an epoch (not yet shuffled).</summary>
+    /// <summary>Rows of the epoch's order trained on so far; -1 at the start of an epoch (not yet begun).</summary>
     public int NextStart { get; set; } = -1;
     public long RowsSeen { get; set; }
     /// <summary>Sum of loss × rows over the epoch so far.</summary>
     public double LossSum { get; set; }
     /// <summary>Rows in <see cref="LossSum"/>.</summary>
     public int LossCount { get; set; }
-    /// <summary>The epoch's shuffled row order.</summary>
-    public required int[] Order { get; set; }
     public double BestLoss { get; set; } = double.PositiveInfinity;
     public int EpochsWithoutImprovement { get; set; }
     /// <summary>Early stopping's best weights (CPU or device copies, owned by this object), or null.</summary>
@@ -37,8 +36,6 @@ internal sealed class TrainingState : IDisposable
     public void Write(BinaryWriter w)
     {
         w.Write(Step); w.Write(Epoch); w.Write(NextStart); w.Write(RowsSeen); w.Write(LossSum); w.Write(LossCount);
-        w.Write(Order.Length);
-        foreach (var i in Order) w.Write(i);
         w.Write(BestLoss); w.Write(EpochsWithoutImprovement);
         w.Write(Best is not null);
         if (Best is not null) TrainingCheckpoint.WriteBytes(w, TrainingCheckpoint.Serialize(Best));
@@ -49,20 +46,12 @@ internal sealed class TrainingState : IDisposable
         var state = new TrainingState
         {
             Step = r.ReadInt64(), Epoch = r.ReadInt32(), NextStart = r.ReadInt32(), RowsSeen = r.ReadInt64(),
-            LossSum = r.ReadDouble(), LossCount = r.ReadInt32(), Order = new int[ReadLength(r)],
+            LossSum = r.ReadDouble(), LossCount = r.ReadInt32(),
         };
-        for (int i = 0; i < state.Order.Length; i++) state.Order[i] = r.ReadInt32();
         state.BestLoss = r.ReadDouble();
         state.EpochsWithoutImprovement = r.ReadInt32();
         if (r.ReadBoolean()) state.Best = TrainingCheckpoint.Deserialize(TrainingCheckpoint.ReadBytes(r));
         return state;
-    }
-
-    private static int ReadLength(BinaryReader r)
-    {
-        int length = r.ReadInt32();
-        if (length < 0) throw new EndOfStreamException();
-        return length;
     }
 
     private void DisposeBest()

@@ -7,6 +7,7 @@ using Linformer.MLNet.Benchmarks;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);   // Fit's memory against the row count (docs/memory.md)
 if (args.Length > 0 && args[0] == "precision") return PrecisionBenchmarks.Run(args[1..]);   // fp32 vs bf16, docs/benchmarks-precision.md
 
 // The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
