@@ -80,28 +80,21 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     public void Run(BenchmarkRun run)
     {
         var s = run.Profile.MlNet;
-        var log = run.Log;
-        foreach (var model in s.Transform.Where(m => run.Filter.Matches(MlNetSettings.TransformId(m))))
+        void Case<T>(string id, List<T> results, Func<T> measure, Func<T, string> summary)
         {
+            if (!run.Filter.Matches(id)) return;
             run.WaitForQuiet();
-            var r = TransformOverhead(model, s.TransformRows, s.TransformRounds);
-            TransformOverheads.Add(r);
-            log.WriteLine($"{MlNetSettings.TransformId(model)}: ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
+            var r = measure();
+            results.Add(r);
+            run.Log.WriteLine($"{id}: {summary(r)}");
         }
-        if (run.Filter.Matches(MlNetSettings.PredictId(s.Predict)))
-        {
-            run.WaitForQuiet();
-            var r = PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock);
-            PredictLatencies.Add(r);
-            log.WriteLine($"{MlNetSettings.PredictId(s.Predict)}: PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
-        }
-        if (run.Filter.Matches(MlNetSettings.FitId(s.Fit)))
-        {
-            run.WaitForQuiet();
-            var r = FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds);
-            FitThroughputs.Add(r);
-            log.WriteLine($"{MlNetSettings.FitId(s.Fit)}: Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
-        }
+        foreach (var model in s.Transform)
+            Case(MlNetSettings.TransformId(model), TransformOverheads, () => TransformOverhead(model, s.TransformRows, s.TransformRounds),
+                r => $"ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
+        Case(MlNetSettings.PredictId(s.Predict), PredictLatencies, () => PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock),
+            r => $"PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
+        Case(MlNetSettings.FitId(s.Fit), FitThroughputs, () => FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds),
+            r => $"Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
     }
 
     // ---------------------------------------------------------------- data
@@ -134,18 +127,15 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         }).ToList();
     }
 
-    private static SchemaDefinition TokenSchema(MlNetModel m)
+    private static SchemaDefinition Schema(MlNetModel m)
     {
-        var def = SchemaDefinition.Create(typeof(TokenRow));
-        def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
-        return def;
-    }
-
-    private static SchemaDefinition FloatSchema(MlNetModel m)
-    {
-        var def = SchemaDefinition.Create(typeof(FloatRow));
-        def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
-        def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
+        var def = SchemaDefinition.Create(m.Tokens ? typeof(TokenRow) : typeof(FloatRow));
+        if (m.Tokens) def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
+        else
+        {
+            def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
+            def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
+        }
         return def;
     }
 
@@ -180,33 +170,16 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         Epochs = epochs,
     };
 
-    /// <summary>The rows as the library's own batches (same batching as Transform: consecutive rows, last batch partial).</summary>
-    private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, List<TokenRow>? tokens, List<FloatRow>? floats)
+    /// <summary>The rows as the library's own batches, read as Transform reads them (consecutive rows, last batch partial).</summary>
+    private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, IDataView data)
     {
-        int count = tokens?.Count ?? floats!.Count, n = m.SequenceLength;
+        using var cursor = data.GetRowCursor(binding.Columns(data.Schema));
+        var reader = new SequenceReader(binding, cursor, m.Tokens ? m.Vocabulary : 0, m.Tokens ? 0 : null);
         var batches = new List<SequenceBatch>();
-        for (int start = 0; start < count; start += m.Batch)
+        while (cursor.MoveNext())
         {
-            var batch = new SequenceBatch(binding, m.Batch) { Count = Math.Min(m.Batch, count - start) };
-            for (int i = 0; i < batch.Count; i++)
-            {
-                if (tokens is not null)
-                {
-                    var t = tokens[start + i].Tokens;
-                    for (int j = 0; j < n; j++)
-                    {
-                        batch.Ids![i * n + j] = t[j];
-                        batch.Mask[i * n + j] = t[j] != 0;
-                    }
-                }
-                else
-                {
-                    var f = floats![start + i];
-                    f.Values.CopyTo(batch.Values!, i * f.Values.Length);
-                    f.Mask.CopyTo(batch.Mask, i * n);
-                }
-            }
-            batches.Add(batch);
+            if (batches.Count == 0 || batches[^1].Count == m.Batch) batches.Add(new SequenceBatch(binding, m.Batch));
+            batches[^1].Add(reader);
         }
         return batches;
     }
@@ -218,11 +191,11 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var ml = NewContext();
         var tokens = m.Tokens ? TokenRows(m, rowCount, 11) : null;
         var floats = m.Tokens ? null : FloatRows(m, rowCount, 11);
-        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, TokenSchema(m)) : ml.Data.LoadFromEnumerable(floats!, FloatSchema(m));
+        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, Schema(m)) : ml.Data.LoadFromEnumerable(floats!, Schema(m));
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
         var binding = transformer.Binding;
-        var batches = Batches(m, binding, tokens, floats);
+        var batches = Batches(m, binding, data);
         var output = new float[m.Batch * transformer.OutputSize];
 
         using var dataScope = NewDisposeScope();
@@ -322,7 +295,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var ml = NewContext();
         const int distinctRows = 32;
         var rows = TokenRows(m, distinctRows, 13);
-        var schema = TokenSchema(m);
+        var schema = Schema(m);
         var data = ml.Data.LoadFromEnumerable(rows, schema);
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
@@ -330,7 +303,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             new PredictionEngineOptions { OwnsTransformer = false, InputSchemaDefinition = schema });
 
         using var dataScope = NewDisposeScope();
-        var single = Batches(m with { Batch = 1 }, transformer.Binding, rows, null).Select(b => b.ToTensors(BenchDevice.Device)).ToList();
+        var single = Batches(m with { Batch = 1 }, transformer.Binding, data).Select(b => b.ToTensors(BenchDevice.Device)).ToList();
         var output = new float[transformer.OutputSize];
 
         int next = 0;
@@ -385,7 +358,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     {
         if (!m.Tokens) throw new ArgumentException("The Fit case uses token input.", nameof(m));
         var rows = TokenRows(m, rowCount, 17);
-        var schema = TokenSchema(m);
+        var schema = Schema(m);
         var warmRows = rows.Take(Math.Min(rowCount, 2 * m.Batch)).ToList();
 
         // The network's settings as Fit builds them (same options, no training), for the raw loop.
@@ -419,7 +392,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             using var network = new LinformerNetwork(spec);
             network.to(BenchDevice.Device);
             network.train();
-            var batches = Batches(m, binding, data, null);
+            var batches = Batches(m, binding, NewContext().Data.LoadFromEnumerable(data, schema));
             var inputs = batches.Select(b => b.ToTensors(BenchDevice.Device)).ToList();
             var labels = batches.Select((b, i) => tensor(data.Skip(i * m.Batch).Take(b.Count).Select(r => r.Label ? 1L : 0L).ToArray(), int64)
                 .to(BenchDevice.Device)).ToList();
