@@ -97,8 +97,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             r => $"Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
     }
 
-    // ---------------------------------------------------------------- data
-
     /// <summary>Token rows: ids in [1, V), a real length between N/2 and N, then padding id 0; label = parity of the first id.</summary>
     private static List<TokenRow> TokenRows(MlNetModel m, int count, int seed)
     {
@@ -183,8 +181,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         }
         return batches;
     }
-
-    // ---------------------------------------------------------------- Transform
 
     private static TransformOverheadResult TransformOverhead(MlNetModel m, int rowCount, int rounds)
     {
@@ -287,8 +283,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             new Timing(sides[2].Samples), new Timing(sides[3].Samples), ratios);
     }
 
-    // ---------------------------------------------------------------- PredictionEngine
-
     private static PredictLatencyResult PredictLatency(MlNetModel m, int warmups, int calls, int block)
     {
         if (!m.Tokens) throw new ArgumentException("The PredictionEngine case uses token input.", nameof(m));
@@ -341,8 +335,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var pairs = engineSamples.Zip(rawSamples, (e, r) => r / e).ToList();
         return new PredictLatencyResult(m, new Timing(engineSamples), new Timing(rawSamples), pairs);
     }
-
-    // ---------------------------------------------------------------- Fit
 
     /// <summary>Records the time of every optimizer-step report, on the training thread (no synchronisation context).</summary>
     private sealed class StepClock : IProgress<LinformerTrainingProgress>
