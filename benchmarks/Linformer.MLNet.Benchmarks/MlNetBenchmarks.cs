@@ -265,22 +265,12 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         foreach (var side in sides) side.Pass();
         MlNetPass();
         RawPass();
-        var ratios = new List<double>();
         for (int round = 0; round < rounds; round++)
-        {
             // A B B A: the order alternates so that a trend over the round falls on both sides alike.
-            var order = round % 2 == 0 ? sides : sides.Reverse().ToArray();
-            var times = new Dictionary<string, double>();
-            foreach (var side in order)
-            {
-                double ms = TimeMs(side.Pass);
-                side.Samples.Add(ms);
-                times[side.Name] = ms;
-            }
-            ratios.Add(times["raw"] / times["ML.NET"]);
-        }
+            foreach (var side in round % 2 == 0 ? sides : sides.Reverse())
+                side.Samples.Add(TimeMs(side.Pass));
         return new TransformOverheadResult(m, rowCount, new Timing(sides[0].Samples), new Timing(sides[1].Samples),
-            new Timing(sides[2].Samples), new Timing(sides[3].Samples), ratios);
+            new Timing(sides[2].Samples), new Timing(sides[3].Samples), sides[1].Samples.Zip(sides[0].Samples, (raw, mlNet) => raw / mlNet).ToList());
     }
 
     private static PredictLatencyResult PredictLatency(MlNetModel m, int warmups, int calls, int block)
@@ -419,7 +409,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var rawMs = new List<double>();
         var fitSteps = new List<double>();
         var rawSteps = new List<double>();
-        var ratios = new List<double>();
         for (int round = 0; round < rounds; round++)
         {
             (double Ms, List<double> StepMs) f, r;
@@ -429,10 +418,10 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             rawMs.Add(r.Ms);
             fitSteps.AddRange(f.StepMs);
             rawSteps.AddRange(r.StepMs.Skip(1));   // comparable to Fit's: time between consecutive steps, first one left out
-            ratios.Add(r.Ms / f.Ms);
         }
         return new FitThroughputResult(m, rowCount, epochs, new Timing(fitMs), new Timing(rawMs),
-            new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN]), ratios);
+            new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN]),
+            rawMs.Zip(fitMs, (raw, fit) => raw / fit).ToList());
     }
 
     private static double TimeMs(Func<double> pass)
