@@ -27,13 +27,11 @@ internal static class BenchDevice
             string? error = LoadLibTorch(libtorchDirectory);
             if (error is not null) return error;
         }
-        string lower = name.Trim().ToLowerInvariant();
-        if (lower == "cpu") return null;
-        if (!lower.StartsWith("cuda", StringComparison.Ordinal))
+        var match = System.Text.RegularExpressions.Regex.Match(name.Trim().ToLowerInvariant(), @"^(cpu|cuda)(?::(\d{1,6}))?$");
+        if (!match.Success || (match.Groups[1].Value == "cpu" && match.Groups[2].Success))
             return $"Unknown device '{name}': use cpu, cuda or cuda:<index>.";
-        int index = 0;
-        if (lower.Length > 4 && (lower[4] != ':' || !int.TryParse(lower[5..], out index) || index < 0))
-            return $"Unknown device '{name}': use cpu, cuda or cuda:<index>.";
+        if (match.Groups[1].Value == "cpu") return null;
+        int index = match.Groups[2].Success ? int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
         bool available;
         try
         {

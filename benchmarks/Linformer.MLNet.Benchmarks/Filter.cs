@@ -12,13 +12,7 @@ internal sealed class CaseFilter(IReadOnlyList<string> patterns)
 {
     private readonly Regex[] regexes = patterns.Select(ToRegex).ToArray();
 
-    public IReadOnlyList<string> Patterns { get; } = patterns;
-
-    /// <summary>True when the filter selects everything (the documented run).</summary>
-    public bool SelectsAll => Patterns.Any(p => p.Trim() == "*");
-
-    public bool Matches(string caseId)
-        => regexes.Any(r => r.IsMatch(caseId));
+    public bool Matches(string caseId) => regexes.Any(r => r.IsMatch(caseId));
 
     private static Regex ToRegex(string pattern)
     {

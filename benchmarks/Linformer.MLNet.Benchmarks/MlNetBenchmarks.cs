@@ -80,31 +80,22 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     public void Run(BenchmarkRun run)
     {
         var s = run.Profile.MlNet;
-        var log = run.Log;
-        foreach (var model in s.Transform.Where(m => run.Filter.Matches(MlNetSettings.TransformId(m))))
+        void Case<T>(string id, List<T> results, Func<T> measure, Func<T, string> summary)
         {
+            if (!run.Filter.Matches(id)) return;
             run.WaitForQuiet();
-            var r = TransformOverhead(model, s.TransformRows, s.TransformRounds);
-            TransformOverheads.Add(r);
-            log.WriteLine($"{MlNetSettings.TransformId(model)}: ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
+            var r = measure();
+            results.Add(r);
+            run.Log.WriteLine($"{id}: {summary(r)}");
         }
-        if (run.Filter.Matches(MlNetSettings.PredictId(s.Predict)))
-        {
-            run.WaitForQuiet();
-            var r = PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock);
-            PredictLatencies.Add(r);
-            log.WriteLine($"{MlNetSettings.PredictId(s.Predict)}: PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
-        }
-        if (run.Filter.Matches(MlNetSettings.FitId(s.Fit)))
-        {
-            run.WaitForQuiet();
-            var r = FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds);
-            FitThroughputs.Add(r);
-            log.WriteLine($"{MlNetSettings.FitId(s.Fit)}: Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
-        }
+        foreach (var model in s.Transform)
+            Case(MlNetSettings.TransformId(model), TransformOverheads, () => TransformOverhead(model, s.TransformRows, s.TransformRounds),
+                r => $"ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
+        Case(MlNetSettings.PredictId(s.Predict), PredictLatencies, () => PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock),
+            r => $"PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
+        Case(MlNetSettings.FitId(s.Fit), FitThroughputs, () => FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds),
+            r => $"Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
     }
-
-    // ---------------------------------------------------------------- data
 
     /// <summary>Token rows: ids in [1, V), a real length between N/2 and N, then padding id 0; label = parity of the first id.</summary>
     private static List<TokenRow> TokenRows(MlNetModel m, int count, int seed)
@@ -134,18 +125,15 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         }).ToList();
     }
 
-    private static SchemaDefinition TokenSchema(MlNetModel m)
+    private static SchemaDefinition Schema(MlNetModel m)
     {
-        var def = SchemaDefinition.Create(typeof(TokenRow));
-        def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
-        return def;
-    }
-
-    private static SchemaDefinition FloatSchema(MlNetModel m)
-    {
-        var def = SchemaDefinition.Create(typeof(FloatRow));
-        def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
-        def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
+        var def = SchemaDefinition.Create(m.Tokens ? typeof(TokenRow) : typeof(FloatRow));
+        if (m.Tokens) def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
+        else
+        {
+            def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
+            def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
+        }
         return def;
     }
 
@@ -180,49 +168,30 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         Epochs = epochs,
     };
 
-    /// <summary>The rows as the library's own batches (same batching as Transform: consecutive rows, last batch partial).</summary>
-    private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, List<TokenRow>? tokens, List<FloatRow>? floats)
+    /// <summary>The rows as the library's own batches, read as Transform reads them (consecutive rows, last batch partial).</summary>
+    private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, IDataView data)
     {
-        int count = tokens?.Count ?? floats!.Count, n = m.SequenceLength;
+        using var cursor = data.GetRowCursor(binding.Columns(data.Schema));
+        var reader = new SequenceReader(binding, cursor, m.Tokens ? m.Vocabulary : 0, m.Tokens ? 0 : null);
         var batches = new List<SequenceBatch>();
-        for (int start = 0; start < count; start += m.Batch)
+        while (cursor.MoveNext())
         {
-            var batch = new SequenceBatch(binding, m.Batch) { Count = Math.Min(m.Batch, count - start) };
-            for (int i = 0; i < batch.Count; i++)
-            {
-                if (tokens is not null)
-                {
-                    var t = tokens[start + i].Tokens;
-                    for (int j = 0; j < n; j++)
-                    {
-                        batch.Ids![i * n + j] = t[j];
-                        batch.Mask[i * n + j] = t[j] != 0;
-                    }
-                }
-                else
-                {
-                    var f = floats![start + i];
-                    f.Values.CopyTo(batch.Values!, i * f.Values.Length);
-                    f.Mask.CopyTo(batch.Mask, i * n);
-                }
-            }
-            batches.Add(batch);
+            if (batches.Count == 0 || batches[^1].Count == m.Batch) batches.Add(new SequenceBatch(binding, m.Batch));
+            batches[^1].Add(reader);
         }
         return batches;
     }
-
-    // ---------------------------------------------------------------- Transform
 
     private static TransformOverheadResult TransformOverhead(MlNetModel m, int rowCount, int rounds)
     {
         var ml = NewContext();
         var tokens = m.Tokens ? TokenRows(m, rowCount, 11) : null;
         var floats = m.Tokens ? null : FloatRows(m, rowCount, 11);
-        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, TokenSchema(m)) : ml.Data.LoadFromEnumerable(floats!, FloatSchema(m));
+        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, Schema(m)) : ml.Data.LoadFromEnumerable(floats!, Schema(m));
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
         var binding = transformer.Binding;
-        var batches = Batches(m, binding, tokens, floats);
+        var batches = Batches(m, binding, data);
         var output = new float[m.Batch * transformer.OutputSize];
 
         using var dataScope = NewDisposeScope();
@@ -296,25 +265,13 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         foreach (var side in sides) side.Pass();
         MlNetPass();
         RawPass();
-        var ratios = new List<double>();
         for (int round = 0; round < rounds; round++)
-        {
             // A B B A: the order alternates so that a trend over the round falls on both sides alike.
-            var order = round % 2 == 0 ? sides : sides.Reverse().ToArray();
-            var times = new Dictionary<string, double>();
-            foreach (var side in order)
-            {
-                double ms = TimeMs(side.Pass);
-                side.Samples.Add(ms);
-                times[side.Name] = ms;
-            }
-            ratios.Add(times["raw"] / times["ML.NET"]);
-        }
+            foreach (var side in round % 2 == 0 ? sides : sides.Reverse())
+                side.Samples.Add(TimeMs(side.Pass));
         return new TransformOverheadResult(m, rowCount, new Timing(sides[0].Samples), new Timing(sides[1].Samples),
-            new Timing(sides[2].Samples), new Timing(sides[3].Samples), ratios);
+            new Timing(sides[2].Samples), new Timing(sides[3].Samples), sides[1].Samples.Zip(sides[0].Samples, (raw, mlNet) => raw / mlNet).ToList());
     }
-
-    // ---------------------------------------------------------------- PredictionEngine
 
     private static PredictLatencyResult PredictLatency(MlNetModel m, int warmups, int calls, int block)
     {
@@ -322,7 +279,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var ml = NewContext();
         const int distinctRows = 32;
         var rows = TokenRows(m, distinctRows, 13);
-        var schema = TokenSchema(m);
+        var schema = Schema(m);
         var data = ml.Data.LoadFromEnumerable(rows, schema);
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
@@ -330,7 +287,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             new PredictionEngineOptions { OwnsTransformer = false, InputSchemaDefinition = schema });
 
         using var dataScope = NewDisposeScope();
-        var single = Batches(m with { Batch = 1 }, transformer.Binding, rows, null).Select(b => b.ToTensors(BenchDevice.Device)).ToList();
+        var single = Batches(m with { Batch = 1 }, transformer.Binding, data).Select(b => b.ToTensors(BenchDevice.Device)).ToList();
         var output = new float[transformer.OutputSize];
 
         int next = 0;
@@ -369,8 +326,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         return new PredictLatencyResult(m, new Timing(engineSamples), new Timing(rawSamples), pairs);
     }
 
-    // ---------------------------------------------------------------- Fit
-
     /// <summary>Records the time of every optimizer-step report, on the training thread (no synchronisation context).</summary>
     private sealed class StepClock : IProgress<LinformerTrainingProgress>
     {
@@ -385,7 +340,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     {
         if (!m.Tokens) throw new ArgumentException("The Fit case uses token input.", nameof(m));
         var rows = TokenRows(m, rowCount, 17);
-        var schema = TokenSchema(m);
+        var schema = Schema(m);
         var warmRows = rows.Take(Math.Min(rowCount, 2 * m.Batch)).ToList();
 
         // The network's settings as Fit builds them (same options, no training), for the raw loop.
@@ -419,7 +374,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             using var network = new LinformerNetwork(spec);
             network.to(BenchDevice.Device);
             network.train();
-            var batches = Batches(m, binding, data, null);
+            var batches = Batches(m, binding, NewContext().Data.LoadFromEnumerable(data, schema));
             var inputs = batches.Select(b => b.ToTensors(BenchDevice.Device)).ToList();
             var labels = batches.Select((b, i) => tensor(data.Skip(i * m.Batch).Take(b.Count).Select(r => r.Label ? 1L : 0L).ToArray(), int64)
                 .to(BenchDevice.Device)).ToList();
@@ -454,7 +409,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         var rawMs = new List<double>();
         var fitSteps = new List<double>();
         var rawSteps = new List<double>();
-        var ratios = new List<double>();
         for (int round = 0; round < rounds; round++)
         {
             (double Ms, List<double> StepMs) f, r;
@@ -464,10 +418,10 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             rawMs.Add(r.Ms);
             fitSteps.AddRange(f.StepMs);
             rawSteps.AddRange(r.StepMs.Skip(1));   // comparable to Fit's: time between consecutive steps, first one left out
-            ratios.Add(r.Ms / f.Ms);
         }
         return new FitThroughputResult(m, rowCount, epochs, new Timing(fitMs), new Timing(rawMs),
-            new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN]), ratios);
+            new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN]),
+            rawMs.Zip(fitMs, (raw, fit) => raw / fit).ToList());
     }
 
     private static double TimeMs(Func<double> pass)

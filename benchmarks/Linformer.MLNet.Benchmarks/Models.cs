@@ -38,34 +38,13 @@ internal sealed record ModelSpec(ModelKind Kind, int ProjectedLength = 0, Parame
 
     /// <summary>The compared models for a profile: Linformer for every k with layerwise and no sharing, then the two full-attention baselines.</summary>
     public static IReadOnlyList<ModelSpec> All(RunProfile profile)
-    {
-        var list = new List<ModelSpec>();
-        foreach (int k in profile.ProjectedLengths)
-        {
-            list.Add(new ModelSpec(ModelKind.Linformer, k, ParameterSharing.Layerwise));
-            list.Add(new ModelSpec(ModelKind.Linformer, k, ParameterSharing.None));
-        }
-        list.Add(new ModelSpec(ModelKind.FullFused));
-        list.Add(new ModelSpec(ModelKind.TorchEncoderLayer));
-        return list;
-    }
+        => [.. profile.ProjectedLengths.SelectMany(k => new[] { new ModelSpec(ModelKind.Linformer, k, ParameterSharing.Layerwise), new ModelSpec(ModelKind.Linformer, k, ParameterSharing.None) }),
+            new ModelSpec(ModelKind.FullFused), new ModelSpec(ModelKind.TorchEncoderLayer)];
 }
 
 /// <summary>A built model with a uniform (B, N, C) → (B, N, C) forward.</summary>
-internal sealed class ModelUnderTest : IDisposable
+internal sealed class ModelUnderTest(nn.Module module, Func<Tensor, Tensor> forward) : IDisposable
 {
-    private readonly nn.Module module;
-    private readonly Func<Tensor, Tensor> forward;
-
-    private ModelUnderTest(ModelSpec spec, nn.Module module, Func<Tensor, Tensor> forward)
-    {
-        Spec = spec;
-        this.module = module;
-        this.forward = forward;
-    }
-
-    public ModelSpec Spec { get; }
-
     /// <summary>The Linformer encoder, when the model is one (the profile reads its layer's weights).</summary>
     public LinformerEncoder? Encoder => module as LinformerEncoder;
 
@@ -111,7 +90,7 @@ internal sealed class ModelUnderTest : IDisposable
                 };
                 var encoder = new LinformerEncoder(options);
                 if (BenchDevice.IsCuda) encoder.to(BenchDevice.Device);
-                return new ModelUnderTest(spec, encoder, x => encoder.forward(x));
+                return new ModelUnderTest(encoder, x => encoder.forward(x));
             }
             case ModelKind.TorchEncoderLayer:
             {
@@ -121,7 +100,7 @@ internal sealed class ModelUnderTest : IDisposable
                 if (BenchDevice.IsCuda) layer.to(BenchDevice.Device);
                 // libtorch's C++ TransformerEncoderLayer is sequence-first, (N, B, C): transpose in and out, or it
                 // would attend over the batch axis (and look impossibly fast).
-                return new ModelUnderTest(spec, layer, x => layer.forward(x.transpose(0, 1)).transpose(0, 1));
+                return new ModelUnderTest(layer, x => layer.forward(x.transpose(0, 1)).transpose(0, 1));
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(spec), spec.Kind, "Unknown model kind.");

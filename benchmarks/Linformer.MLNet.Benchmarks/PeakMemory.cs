@@ -46,16 +46,8 @@ internal static partial class PeakMemory
 
     /// <summary>Memory the kernel reports as available to new allocations (<c>MemAvailable</c>), or null.</summary>
     public static long? AvailableBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)) return ParseKilobytes(line);
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return null;
-    }
+        => File.Exists("/proc/meminfo") ? File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal))
+            .Select(ParseKilobytes).Cast<long?>().FirstOrDefault() : null;
 
     private static bool Probe()
     {

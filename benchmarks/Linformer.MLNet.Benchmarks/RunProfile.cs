@@ -5,10 +5,9 @@ internal sealed record RunProfile
 {
     public required string Name { get; init; }
 
-    /// <summary>Model width C (H·D).</summary>
+    // The layer: model width C (H·D), heads, feed-forward width, batch.
     public required int Channels { get; init; }
     public required int Heads { get; init; }
-    /// <summary>Feed-forward hidden width.</summary>
     public required int FeedForward { get; init; }
     public required int Batch { get; init; }
 
@@ -24,8 +23,6 @@ internal sealed record RunProfile
 
     public required RepetitionPolicy Layer { get; init; }
     public required RepetitionPolicy Parts { get; init; }
-
-    /// <summary>Sizes and repetitions of the ML.NET overhead and training-throughput sections.</summary>
     public required MlNetSettings MlNet { get; init; }
 
     /// <summary>A case predicted (from the previous N) to take longer than this per iteration is skipped.</summary>

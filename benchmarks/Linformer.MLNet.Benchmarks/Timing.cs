@@ -13,18 +13,15 @@ internal sealed record Timing(IReadOnlyList<double> SamplesMs)
     /// <summary>The <paramref name="q"/>-quantile of the samples (nearest rank), e.g. 0.95 for the 95th percentile.</summary>
     public double Percentile(double q)
     {
-        var sorted = SamplesMs.OrderBy(v => v).ToArray();
-        if (sorted.Length == 0) return double.NaN;
-        int rank = (int)Math.Ceiling(q * sorted.Length);
-        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+        var sorted = SamplesMs.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
     }
 
     public static double Median(IEnumerable<double> values)
     {
-        var sorted = values.OrderBy(v => v).ToArray();
-        if (sorted.Length == 0) return double.NaN;
+        var sorted = values.Order().ToArray();
         int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]);
+        return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]);
     }
 }
 
@@ -32,10 +29,9 @@ internal sealed record Timing(IReadOnlyList<double> SamplesMs)
 internal sealed record RepetitionPolicy(int Warmups, int MinRepetitions, int MaxRepetitions, double SecondsPerCase)
 {
     /// <summary>Repetitions that fit the budget for an iteration of <paramref name="iterationMs"/>, within [min, max].</summary>
-    public int RepetitionsFor(double iterationMs)
-        => iterationMs <= 0
-            ? Math.Max(MinRepetitions, MaxRepetitions)
-            : (int)Math.Clamp(SecondsPerCase * 1000 / iterationMs, MinRepetitions, Math.Max(MinRepetitions, MaxRepetitions));
+    public int RepetitionsFor(double iterationMs) => iterationMs <= 0
+        ? Math.Max(MinRepetitions, MaxRepetitions)
+        : (int)Math.Clamp(SecondsPerCase * 1000 / iterationMs, MinRepetitions, Math.Max(MinRepetitions, MaxRepetitions));
 }
 
 /// <summary>
@@ -130,22 +126,9 @@ internal static class Harness
     /// <summary>Times a single operation without the memory probe (the matmul reference, the profile's parts).</summary>
     public static Timing Time(Action iteration, RepetitionPolicy policy)
     {
-        var watch = new Stopwatch();
-        double lastMs = 0;
-        for (int i = 0; i < Math.Max(1, policy.Warmups); i++)
-        {
-            watch.Restart();
-            iteration();
-            lastMs = watch.Elapsed.TotalMilliseconds;
-        }
-        int repetitions = policy.RepetitionsFor(lastMs);
-        var samples = new List<double>(repetitions);
-        for (int i = 0; i < repetitions; i++)
-        {
-            watch.Restart();
-            iteration();
-            samples.Add(watch.Elapsed.TotalMilliseconds);
-        }
-        return new Timing(samples);
+        var c = new InterleavedCase(iteration, null, policy, 1, measureMemory: false);
+        c.Prepare();
+        for (int i = 0; i < c.TargetRepetitions; i++) c.RunOnce();
+        return c.Timing;
     }
 }
