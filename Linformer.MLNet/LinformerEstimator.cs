@@ -61,6 +61,9 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         Positive(o.Depth, nameof(Options.Depth));
         Positive(o.FeedForwardSize, nameof(Options.FeedForwardSize));
         Positive(o.BatchSize, nameof(Options.BatchSize));
+        Positive(o.GradientAccumulationSteps, nameof(Options.GradientAccumulationSteps));
+        if (o.GradientReducer is { } r && !(r.ProcessCount >= 1 && r.Rank >= 0 && r.Rank < r.ProcessCount))
+            throw new ArgumentOutOfRangeException(nameof(Options.GradientReducer), $"GradientReducer has rank {r.Rank} of {r.ProcessCount} processes; expected a process count >= 1 and a rank from 0 to the count - 1.");
         if (o.Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Options.Epochs), o.Epochs, $"Epochs ({o.Epochs}) must be >= 0.");
         if (o.SequenceLength < 0) throw new ArgumentOutOfRangeException(nameof(Options.SequenceLength), o.SequenceLength, $"SequenceLength ({o.SequenceLength}) must be >= 0 (0 infers it).");
         if (o.Channels < 0) throw new ArgumentOutOfRangeException(nameof(Options.Channels), o.Channels, $"Channels ({o.Channels}) must be >= 0 (0 infers it).");
@@ -325,6 +328,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, WarmupFraction = o.WarmupFraction,
             LearningRateDecay = o.LearningRateDecay, WeightDecay = o.WeightDecay, GradientClipNorm = o.GradientClipNorm, Seed = seed,
             EarlyStoppingPatience = validation is null ? 0 : o.EarlyStoppingPatience, MaskingProbability = o.MaskingProbability,
+            GradientAccumulationSteps = o.GradientAccumulationSteps, GradientReducer = o.GradientReducer,
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
             CheckpointPath = o.CheckpointPath is null ? null : Path.GetFullPath(o.CheckpointPath),
@@ -355,8 +359,10 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
                 else floatLabel = cursor.GetGetter<float>(lc);
             }
             uint key = 0; bool flag = false; float value = 0;
+            var shard = options.GradientReducer;   // a data-parallel process reads its share: row position mod process count
             while (cursor.MoveNext())
             {
+                if (shard is not null && cursor.Position % shard.ProcessCount != shard.Rank) continue;
                 if (keyLabel is not null)
                 {
                     keyLabel(ref key);
