@@ -30,6 +30,7 @@ public sealed class CheckpointIdentityTests
         ["Seed"] = (Role.TrainingSetting, ""),
         ["EarlyStoppingPatience"] = (Role.TrainingSetting, ""),
         ["MaskingProbability"] = (Role.TrainingSetting, ""),
+        ["GradientAccumulationSteps"] = (Role.TrainingSetting, ""),
         // Network settings: in the serialised NetworkSpec, the identity's "network settings" entry.
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),
@@ -70,6 +71,7 @@ public sealed class CheckpointIdentityTests
         ["ResumeFromCheckpoint"] = (Role.NotNeeded, "whether to resume"),
         ["InitialModel"] = (Role.NotNeeded, "initial weights, replaced by the checkpoint's on resume"),
         ["PyTorchWeightsPath"] = (Role.NotNeeded, "initial weights, replaced by the checkpoint's on resume"),
+        ["GradientReducer"] = (Role.SelectsData, "each process reads its share of the rows and keeps its own checkpoint, whose data fingerprint covers that share"),
     };
 
     [TestMethod]
