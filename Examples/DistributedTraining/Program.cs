@@ -59,9 +59,13 @@ static void Measure(MpiGradientReducer reducer, int epochs)
     var ml = new MLContext(seed: 1);
     var train = ml.Data.LoadFromTextFile<Window>(Path.Combine(ExampleData.Folder("sensor"), "train.csv"), separatorChar: ',', hasHeader: true);
     double rowsPerSecond = 0;
-    using (var model = ml.Transforms.Linformer(Options(reducer, epochs, new Progress(p => rowsPerSecond = p.RowsPerSecond))).Fit(train))
+    var counting = new CountingReducer(reducer);
+    using (var model = ml.Transforms.Linformer(Options(counting, epochs, new Progress(p => rowsPerSecond = p.RowsPerSecond))).Fit(train))
         if (reducer.Rank == 0)
-            Console.WriteLine($"training: {reducer.ProcessCount} process(es) x {torch.get_num_threads()} thread(s): {rowsPerSecond:F0} rows/s ({epochs} epochs of 754 windows, N = 64 x 2, 32 rows per step)");
+        {
+            Console.WriteLine($"training: {reducer.ProcessCount} process(es) x {torch.get_num_threads()} thread(s): {rowsPerSecond:F0} rows/s ({epochs} epochs of 753 windows, N = 64 x 2, 32 rows per step)");
+            Console.WriteLine($"gradient bucket: {counting.LargestBuffer} floats ({counting.LargestBuffer * 4.0 / 1024:F0} KiB); {counting.Calls} all-reduce calls, {counting.Time.TotalMilliseconds / counting.Calls:F2} ms each on average (waiting for the slower process included)");
+        }
 
     if (reducer.Rank == 0) Console.WriteLine($"{"floats",12} {"MiB",8} {"ms per all-reduce",18}");
     foreach (int floats in new[] { 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24 })
@@ -74,6 +78,25 @@ static void Measure(MpiGradientReducer reducer, int epochs)
         for (int i = 0; i < repeats; i++) reducer.AllReduceSum(buffer);
         reducer.Barrier();
         if (reducer.Rank == 0) Console.WriteLine($"{floats,12} {floats * 4.0 / (1 << 20),8:F3} {watch.Elapsed.TotalMilliseconds / repeats,18:F3}");
+    }
+}
+
+/// <summary>Counts the calls, the time and the largest buffer of the reducer it wraps.</summary>
+internal sealed class CountingReducer(IGradientReducer inner) : IGradientReducer
+{
+    public int LargestBuffer { get; private set; }
+    public long Calls { get; private set; }
+    public TimeSpan Time { get; private set; }
+    public int Rank => inner.Rank;
+    public int ProcessCount => inner.ProcessCount;
+
+    public void AllReduceSum(float[] buffer)
+    {
+        long start = Stopwatch.GetTimestamp();
+        inner.AllReduceSum(buffer);
+        Time += Stopwatch.GetElapsedTime(start);
+        Calls++;
+        LargestBuffer = Math.Max(LargestBuffer, buffer.Length);
     }
 }
 

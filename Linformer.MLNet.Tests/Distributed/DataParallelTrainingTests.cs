@@ -113,4 +113,22 @@ public sealed class DataParallelTrainingTests
         StringAssert.Contains(run.Error, "Label column 'Target' holds NaN in row 1");
         Assert.DoesNotContain("process 0: done", run.Output, "process 0 did not finish training on its own");
     }
+
+    [TestMethod]
+    public void TheDistributedTrainingExampleTrainsOnTwoProcessesAndSavesOnProcessZero()
+    {
+        var mpiexec = Mpiexec();
+        var dll = Path.Combine(TestPaths.RepositoryRoot, "Examples", "DistributedTraining", "bin", TestPaths.Configuration, "net10.0", "DistributedTraining.dll");
+        Assert.IsTrue(File.Exists(dll), $"{dll} was not built");
+        var model = Path.Combine(Path.GetDirectoryName(dll)!, "distributed-model.zip");
+        File.Delete(model);
+        var run = Start(mpiexec, "-n", "2", "dotnet", dll, "--epochs", "2");
+        TestContext.WriteLine(run.Output);
+        Assert.AreEqual(0, run.ExitCode, run.Output + run.Error);
+        StringAssert.Contains(run.Output, "on 2 process(es)");
+        var auc = System.Text.RegularExpressions.Regex.Match(run.Output, @"test windows: accuracy [\d.]+, AUC ([\d.]+)");
+        Assert.IsTrue(auc.Success, run.Output);
+        Assert.IsGreaterThan(0.7, double.Parse(auc.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), "AUC on the test windows after 2 epochs");
+        Assert.IsTrue(File.Exists(model), "process 0 saved the model");
+    }
 }
