@@ -313,6 +313,8 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
     {
         var o = options;
         var all = ReadTrainingSet(input, binding, vocabulary, network.Spec);
+        if (all.Count == 0 && o.GradientReducer is { } r)
+            throw new InvalidOperationException($"Process {r.Rank} of {r.ProcessCount} has no training rows (it reads the rows whose position modulo {r.ProcessCount} is {r.Rank}); give the data at least {r.ProcessCount} rows or use fewer processes.");
         if (all.Count == 0) throw new InvalidOperationException($"The training data has no rows; Fit needs at least one row (or Epochs = 0).");
         TrainingSet train = all, validation = null!;
         if (o.ValidationSet is not null)
