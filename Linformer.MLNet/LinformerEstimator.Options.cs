@@ -151,6 +151,13 @@ public sealed partial class LinformerEstimator
         public int Epochs { get; set; } = Defaults.Epochs;
         /// <summary>Rows per batch in training and in Transform.</summary>
         public int BatchSize { get; set; } = Defaults.BatchSize;
+        /// <summary>
+        /// Batches of <see cref="BatchSize"/> rows whose gradients are summed before one optimizer step (default 1), for an
+        /// effective batch larger than memory allows: 4 × 8 rows make the same update as one batch of 32. Each batch's
+        /// mean loss weighs its share of the step's rows. The learning-rate schedule, <see cref="CheckpointInterval"/> and
+        /// <see cref="Progress"/> count optimizer steps; clipping applies to the summed gradient.
+        /// </summary>
+        public int GradientAccumulationSteps { get; set; } = 1;
         /// <summary>Peak learning rate of AdamW.</summary>
         public double LearningRate { get; set; } = Defaults.LearningRate;
         /// <summary>Share of steps for linear warm-up.</summary>
@@ -172,6 +179,17 @@ public sealed partial class LinformerEstimator
         /// <see cref="Defaults.ShuffleBufferBytes"/> (e.g. 7281 rows of 512 tokens); 1 keeps the data's order.
         /// </summary>
         public int ShuffleBufferSize { get; set; }
+        /// <summary>
+        /// Joins the processes of a data-parallel run (<c>Linformer.MLNet.Distributed</c> provides one on MPI); null (the
+        /// default) trains in this process alone. With it, each process reads only the rows whose position modulo the
+        /// process count is its rank (of the training data and of <see cref="ValidationSet"/>), the gradients are
+        /// averaged over the processes once per optimizer step, every process ends with the same weights, and only
+        /// process 0 reports <see cref="Progress"/>. An optimizer step then covers up to
+        /// <see cref="BatchSize"/> × <see cref="GradientAccumulationSteps"/> × process count rows. Checkpoints: process 0
+        /// writes <see cref="CheckpointPath"/>, process r writes <c>CheckpointPath.rank</c>r (its place in the epoch and
+        /// random generators), and a resume needs all of them.
+        /// </summary>
+        public IGradientReducer? GradientReducer { get; set; }
         /// <summary>Validation rows; if null and <see cref="ValidationFraction"/> &gt; 0 a share of the training rows is held out.</summary>
         public Microsoft.ML.IDataView? ValidationSet { get; set; }
         /// <summary>

@@ -58,6 +58,9 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         static void NonNegative(double v, string name) { if (!(v >= 0)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be >= 0.")); }
         static void Fraction(double v, string name) { if (!(v >= 0 && v < 1)) throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} ({v}) must be in [0, 1).")); }
         Positive(o.BatchSize, nameof(Options.BatchSize));
+        Positive(o.GradientAccumulationSteps, nameof(Options.GradientAccumulationSteps));
+        if (o.GradientReducer is { } r && !(r.ProcessCount >= 1 && r.Rank >= 0 && r.Rank < r.ProcessCount))
+            throw new ArgumentOutOfRangeException(nameof(Options.GradientReducer), $"GradientReducer has rank {r.Rank} of {r.ProcessCount} processes; expected a process count >= 1 and a rank from 0 to the count - 1.");
         if (o.Epochs < 0) throw new ArgumentOutOfRangeException(nameof(Options.Epochs), o.Epochs, $"Epochs ({o.Epochs}) must be >= 0.");
         if (o.SequenceLength < 0) throw new ArgumentOutOfRangeException(nameof(Options.SequenceLength), o.SequenceLength, $"SequenceLength ({o.SequenceLength}) must be >= 0 (0 infers it).");
         if (o.Channels < 0) throw new ArgumentOutOfRangeException(nameof(Options.Channels), o.Channels, $"Channels ({o.Channels}) must be >= 0 (0 infers it).");
@@ -346,14 +349,17 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var o = options;
         // Rows are read from the cursor pass by pass, never all at once. The selection is the place for a
         // data-parallel shard (ShardIndex, ShardCount); the validation split is a seeded hash of the row position.
-        var selection = RowSelection.All;
+        var reducer = o.GradientReducer;   // a data-parallel process reads its share: row position mod process count
+        var selection = reducer is null ? RowSelection.All : RowSelection.All with { ShardIndex = reducer.Rank, ShardCount = reducer.ProcessCount };
         TrainingRows Rows(IDataView data, RowSelection rows) => new DataViewRows(data, binding, TokenLayout.Of(network.Spec), o.PaddingTokenId, o.LabelColumnName, rows);
         TrainingRows train = Rows(input, selection);
+        if (train.Count == 0 && reducer is { } r)
+            throw new InvalidOperationException($"Process {r.Rank} of {r.ProcessCount} has no training rows (it reads the rows whose position modulo {r.ProcessCount} is {r.Rank}); give the data at least {r.ProcessCount} rows or use fewer processes.");
         TrainingRows? validation = null;
         if (o.ValidationSet is not null)
         {
             binding.CheckCompatible(o.ValidationSet.Schema);
-            validation = Rows(o.ValidationSet, RowSelection.All);
+            validation = Rows(o.ValidationSet, selection);
         }
         else if (o.ValidationFraction > 0)
         {
@@ -375,6 +381,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             Precision = network.Precision,
             ShuffleBufferSize = o.ShuffleBufferSize > 0 ? o.ShuffleBufferSize
                 : (int)Math.Clamp(Defaults.ShuffleBufferBytes / SequenceBatch.BytesPerRow(binding), 1, int.MaxValue),
+            GradientAccumulationSteps = o.GradientAccumulationSteps, GradientReducer = o.GradientReducer,
             Progress = o.Progress, Log = message => MLNetHost.Info(env, message),
             CheckAlive = () => { MLNetHost.CheckAlive(env); o.CancellationToken.ThrowIfCancellationRequested(); },
             CheckpointPath = o.CheckpointPath is null ? null : Path.GetFullPath(o.CheckpointPath),

@@ -32,6 +32,7 @@ public sealed class CheckpointIdentityTests
         ["MaskingProbability"] = (Role.TrainingSetting, ""),
         ["Precision"] = (Role.TrainingSetting, ""),   // bf16 rounds otherwise: a resume in another precision is another run
         ["ShuffleBufferSize"] = (Role.TrainingSetting, "resolved to rows (0 = a size from the row's bytes) and stored as such"),
+        ["GradientAccumulationSteps"] = (Role.TrainingSetting, ""),
         // Network settings: in the serialised NetworkSpec, the identity's "network settings" entry.
         ["SequenceLength"] = (Role.NetworkSetting, "Encoder.SequenceLength"),
         ["Channels"] = (Role.NetworkSetting, "InputChannels"),
@@ -74,6 +75,7 @@ public sealed class CheckpointIdentityTests
         ["ResumeFromCheckpoint"] = (Role.NotNeeded, "whether to resume"),
         ["InitialModel"] = (Role.NotNeeded, "initial weights, replaced by the checkpoint's on resume"),
         ["PyTorchWeightsPath"] = (Role.NotNeeded, "initial weights, replaced by the checkpoint's on resume"),
+        ["GradientReducer"] = (Role.SelectsData, "each process reads its share of the rows and keeps its own checkpoint, whose data fingerprint covers that share"),
     };
 
     [TestMethod]

@@ -33,6 +33,10 @@ internal sealed record TrainerSettings
     public LinformerPrecision Precision { get; init; }
     /// <summary>Rows in the shuffle buffer that draws each epoch's order (<see cref="ShuffledRows"/>); 0 = every training row (a full shuffle).</summary>
     public int ShuffleBufferSize { get; init; }
+    /// <summary>Batches whose gradients are summed (weighted by their rows) before one optimizer step.</summary>
+    public int GradientAccumulationSteps { get; init; } = 1;
+    /// <summary>The processes of a data-parallel run, or null. Each process's checkpoint holds the fingerprint of its own share of the rows, so a resume with another process count or rank is rejected.</summary>
+    [NotInCheckpointIdentity] public IGradientReducer? GradientReducer { get; init; }
     [NotInCheckpointIdentity] public IProgress<LinformerTrainingProgress>? Progress { get; init; }
     [NotInCheckpointIdentity] public Action<string>? Log { get; init; }
     /// <summary>Throws to cancel (ML.NET's host check, the options' cancellation token); called between batches.</summary>
@@ -59,26 +63,39 @@ internal static class LinformerTrainer
         network.Precision = s.Precision;   // the forward and backward of the products follow it; weights and AdamW stay float32
         var parameters = network.DistinctParameters().ToList();
         using var optimizer = optim.AdamW(parameters, lr: s.LearningRate, weight_decay: s.WeightDecay);
-        int batchesPerEpoch = (train.Count + s.BatchSize - 1) / s.BatchSize;
-        long totalSteps = (long)batchesPerEpoch * s.Epochs;
+        var reducer = s.GradientReducer;
+        var bucket = reducer is null ? null : new GradientBucket(parameters, reducer);
+        bool reports = reducer is null || reducer.Rank == 0;
+        var progressSink = reports ? s.Progress : null;
+        var log = reports ? s.Log : null;
+        int rowsPerStep = checked(s.BatchSize * s.GradientAccumulationSteps);
+        // One optimizer step takes up to GradientAccumulationSteps batches; in a data-parallel run every process makes
+        // as many steps per epoch as the process with the most rows (one with fewer adds no rows to its last steps).
+        long stepsPerEpoch = StepsPerEpoch(train.Count, rowsPerStep, reducer);
+        long totalSteps = stepsPerEpoch * s.Epochs;
         long warmup = (long)Math.Round(totalSteps * s.WarmupFraction);
-        using var generator = new Generator((ulong)s.Seed);   // masking draws; dropout uses the global generator seeded by the caller
+        int seed = RankSeed(s.Seed, reducer);
+        if (reducer is { Rank: > 0 }) manual_seed(seed);   // dropout: each process draws its own masks
+        using var generator = new Generator((ulong)seed);   // masking draws; dropout uses the global generator seeded by the caller
         var objective = TrainingObjective.For(spec, s.MaskingProbability, generator);
         var batch = new LabelledBatch(train.Binding, s.BatchSize);
         int bufferRows = s.ShuffleBufferSize > 0 ? s.ShuffleBufferSize : train.Count;
         var identity = s.CheckpointInterval > 0 || s.Resume ? TrainingCheckpoint.IdentityOf(spec, s, train, validation) : null;
         var state = new TrainingState();
+        var checkpointPath = reducer is { Rank: > 0 } && s.CheckpointPath is not null
+            ? string.Create(CultureInfo.InvariantCulture, $"{s.CheckpointPath}.rank{reducer.Rank}") : s.CheckpointPath;
         ShuffledRows? epochRows = null;
         var watch = Stopwatch.StartNew();
         try
         {
-            if (s.Resume && File.Exists(s.CheckpointPath))
+            if (s.Resume && AllOrNone(File.Exists(checkpointPath), reducer, checkpointPath))
             {
-                var stored = TrainingCheckpoint.Resume(s.CheckpointPath!, identity!, network, optimizer, generator);
+                var stored = TrainingCheckpoint.Resume(checkpointPath!, identity!, network, optimizer, generator);
                 state.Dispose();
                 state = stored;
-                s.Log?.Invoke($"Linformer training resumed from checkpoint '{s.CheckpointPath}' at step {state.Step} (epoch {state.Epoch}).");
+                log?.Invoke($"Linformer training resumed from checkpoint '{checkpointPath}' at step {state.Step} (epoch {state.Epoch}).");
             }
+            bucket?.BroadcastParametersFromRankZero();
 
             for (; state.Epoch <= s.Epochs; state.Epoch++, state.NextStart = -1)
             {
@@ -90,39 +107,53 @@ internal static class LinformerTrainer
                     state.LossCount = 0;
                 }
                 // The epoch's order follows from the seed and the epoch; a resumed epoch skips the rows it trained on.
-                epochRows = new ShuffledRows(train, bufferRows, s.Seed, state.Epoch);
+                epochRows = new ShuffledRows(train, bufferRows, seed, state.Epoch);
                 epochRows.Skip(state.NextStart);
-                while (state.NextStart < train.Count)
+                while (state.Step < state.Epoch * stepsPerEpoch)
                 {
                     s.CheckAlive?.Invoke();
-                    int count = Math.Min(s.BatchSize, train.Count - state.NextStart);
-                    epochRows.Fill(batch, count);
+                    int stepEnd = Math.Min(train.Count, state.NextStart + rowsPerStep);
+                    int rows = stepEnd - state.NextStart;
                     optimizer.ParamGroups.First().LearningRate = LearningRateAt(state.Step, totalSteps, warmup, s);
-                    double loss;
+                    double lossSum = 0;
                     using (var scope = NewDisposeScope())
                     {
                         optimizer.zero_grad();
-                        var lossTensor = objective.Loss(network, batch, device, out _);
-                        loss = lossTensor.item<float>();
-                        if (!double.IsFinite(loss))
-                            throw new InvalidOperationException(
-                                $"Training stopped at step {state.Step + 1} (epoch {state.Epoch}): the loss became {loss.ToString(CultureInfo.InvariantCulture)}. Lower LearningRate, raise GradientClipNorm protection (smaller value), or check the input scale.");
-                        lossTensor.backward();
+                        for (int start = state.NextStart; start < stepEnd; start += s.BatchSize)
+                        {
+                            int count = Math.Min(s.BatchSize, stepEnd - start);
+                            epochRows.Fill(batch, count);
+                            using var batchScope = NewDisposeScope();   // frees each batch's activations before the next
+                            var lossTensor = objective.Loss(network, batch, device, out _);
+                            double loss = lossTensor.item<float>();
+                            if (!double.IsFinite(loss))
+                                throw new InvalidOperationException(
+                                    $"Training stopped at step {state.Step + 1} (epoch {state.Epoch}): the loss became {loss.ToString(CultureInfo.InvariantCulture)}. Lower LearningRate, raise GradientClipNorm protection (smaller value), or check the input scale.");
+                            // The step's gradient is the mean over its rows: each batch's mean loss weighs count / rows.
+                            if (count == rows) lossTensor.backward();
+                            else
+                            {
+                                using var weight = ((float)((double)count / rows)).ToScalar();
+                                lossTensor.mul(weight).backward();
+                            }
+                            lossSum += loss * count;
+                        }
+                        if (bucket is not null) (rows, lossSum) = bucket.Average(rows, lossSum);
                         if (s.GradientClipNorm > 0) nn.utils.clip_grad_norm_(parameters, s.GradientClipNorm);
                         optimizer.step();
                     }
                     state.Step++;
-                    state.NextStart += count;
-                    state.RowsSeen += count;
-                    state.LossSum += loss * count;
-                    state.LossCount += count;
+                    state.NextStart = stepEnd;
+                    state.RowsSeen += rows;
+                    state.LossSum += lossSum;
+                    state.LossCount += rows;
                     if (s.CheckpointInterval > 0 && state.Step % s.CheckpointInterval == 0)
-                        TrainingCheckpoint.Save(s.CheckpointPath!, identity!, state, network, optimizer, generator);
-                    if (s.Progress is not null)
+                        TrainingCheckpoint.Save(checkpointPath!, identity!, state, network, optimizer, generator);
+                    if (progressSink is not null)
                     {
                         double stepRate = state.RowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
-                        s.Progress.Report(new LinformerTrainingProgress(state.Epoch, s.Epochs, state.Step, totalSteps, state.LossSum / state.LossCount,
-                            null, null, stepRate, RemainingAt(state.Step, totalSteps, s.BatchSize, stepRate), IsEpochEnd: false));
+                        progressSink.Report(new LinformerTrainingProgress(state.Epoch, s.Epochs, state.Step, totalSteps, state.LossSum / state.LossCount,
+                            null, null, stepRate, RemainingAt(state.Step, totalSteps, GlobalRowsPerStep(rowsPerStep, reducer), stepRate), IsEpochEnd: false));
                     }
                 }
 
@@ -131,9 +162,9 @@ internal static class LinformerTrainer
                 epochRows = null;
 
                 double? valLoss = null, valMetric = null;
-                if (validation is { Count: > 0 })
+                if (validation is { Count: > 0 } || (reducer is not null && validation is not null))
                 {
-                    (valLoss, valMetric) = Evaluate(network, device, validation, s, objective);
+                    (valLoss, valMetric) = Evaluate(network, device, validation, s, objective, reducer);
                     if (valLoss < state.BestLoss - 1e-12)
                     {
                         state.BestLoss = valLoss.Value;
@@ -144,12 +175,12 @@ internal static class LinformerTrainer
                 }
                 double rate = state.RowsSeen / Math.Max(1e-9, watch.Elapsed.TotalSeconds);
                 var progress = new LinformerTrainingProgress(state.Epoch, s.Epochs, state.Step, totalSteps, state.LossSum / Math.Max(1, state.LossCount),
-                    valLoss, valMetric, rate, RemainingAt(state.Step, totalSteps, s.BatchSize, rate), IsEpochEnd: true);
-                s.Progress?.Report(progress);
-                s.Log?.Invoke(Describe(progress, objective));
+                    valLoss, valMetric, rate, RemainingAt(state.Step, totalSteps, GlobalRowsPerStep(rowsPerStep, reducer), rate), IsEpochEnd: true);
+                progressSink?.Report(progress);
+                log?.Invoke(Describe(progress, objective));
                 if (s.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= s.EarlyStoppingPatience)
                 {
-                    s.Log?.Invoke(FormattableString.Invariant($"Early stopping after epoch {state.Epoch}: validation loss did not improve for {s.EarlyStoppingPatience} epoch(s); keeping the best (loss {state.BestLoss:G5})."));
+                    log?.Invoke(FormattableString.Invariant($"Early stopping after epoch {state.Epoch}: validation loss did not improve for {s.EarlyStoppingPatience} epoch(s); keeping the best (loss {state.BestLoss:G5})."));
                     break;
                 }
             }
@@ -166,6 +197,38 @@ internal static class LinformerTrainer
             state.Dispose();
             network.eval();
         }
+    }
+
+    /// <summary>Optimizer steps per epoch: the same in every process of a data-parallel run (the most any needs).</summary>
+    private static long StepsPerEpoch(int rows, int rowsPerStep, IGradientReducer? reducer)
+    {
+        long local = (rows + (long)rowsPerStep - 1) / rowsPerStep;
+        if (reducer is null) return local;
+        var counts = new float[reducer.ProcessCount];
+        counts[reducer.Rank] = rows;   // exact in a float up to 2^24 rows per process
+        reducer.AllReduceSum(counts);
+        return counts.Max(c => ((long)c + rowsPerStep - 1) / rowsPerStep);
+    }
+
+    private static int GlobalRowsPerStep(int rowsPerStep, IGradientReducer? reducer) => rowsPerStep * (reducer?.ProcessCount ?? 1);
+
+    /// <summary>
+    /// The seed of this process's shuffling, masking and dropout: the run's seed in process 0 (and outside a
+    /// data-parallel run), a different one in every other process, so that processes do not draw the same masks.
+    /// </summary>
+    internal static int RankSeed(int seed, IGradientReducer? reducer) =>
+        reducer is null || reducer.Rank == 0 ? seed : unchecked(seed + (int)(0x9E3779B9u * (uint)reducer.Rank));
+
+    /// <summary>Whether every process has its checkpoint (true), none has (false); a mix is an error.</summary>
+    private static bool AllOrNone(bool exists, IGradientReducer? reducer, string? path)
+    {
+        if (reducer is null) return exists;
+        var flags = new float[] { exists ? 1 : 0 };
+        reducer.AllReduceSum(flags);
+        if (flags[0] == 0) return false;
+        if (flags[0] == reducer.ProcessCount) return true;
+        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+            $"Only {flags[0]} of the {reducer.ProcessCount} processes have their checkpoint (this process, rank {reducer.Rank}: '{path}' {(exists ? "exists" : "is missing")}); every process resumes from its own checkpoint, so all of them must be there, or none."));
     }
 
     private static TimeSpan RemainingAt(long step, long totalSteps, int batchSize, double rowsPerSecond) =>
@@ -189,8 +252,8 @@ internal static class LinformerTrainer
         return FormattableString.Invariant($"Linformer epoch {p.Epoch}/{p.Epochs}: training loss {p.TrainingLoss:G5}{validation}, {p.RowsPerSecond:F1} rows/s, ETA {p.Remaining:hh\\:mm\\:ss}");
     }
 
-    /// <summary>Loss and metric over the validation rows, read in one pass, batch by batch, in their stored order.</summary>
-    private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingRows data, TrainerSettings s, TrainingObjective objective)
+    /// <summary>Loss and metric over the validation rows, read in one pass, batch by batch, in their stored order (in a data-parallel run: over every process's rows).</summary>
+    private static (double loss, double metric) Evaluate(LinformerNetwork network, Device device, TrainingRows data, TrainerSettings s, TrainingObjective objective, IGradientReducer? reducer)
     {
         network.eval();
         var batch = new LabelledBatch(data.Binding, s.BatchSize);
@@ -212,7 +275,15 @@ internal static class LinformerTrainer
             }
         if (rows != data.Count) throw data.ChangedBetweenPasses("in the validation pass", rows);
         network.train();
-        return (lossSum / rows, metricSum / rows);
+        double total = rows;
+        if (reducer is not null)
+        {
+            // A data-parallel run decides early stopping on the loss over every process's validation rows.
+            var sums = new[] { (float)lossSum, (float)metricSum, rows };
+            reducer.AllReduceSum(sums);
+            (lossSum, metricSum, total) = (sums[0], sums[1], sums[2]);
+        }
+        return (lossSum / total, metricSum / total);
     }
 
     private static Dictionary<string, Tensor> Snapshot(nn.Module module)
