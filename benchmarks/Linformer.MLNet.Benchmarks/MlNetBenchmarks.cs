@@ -172,7 +172,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, IDataView data)
     {
         using var cursor = data.GetRowCursor(binding.Columns(data.Schema));
-        var reader = new SequenceReader(binding, cursor, m.Tokens ? m.Vocabulary : 0, m.Tokens ? 0 : null);
+        var reader = new SequenceReader(binding, cursor, new TokenLayout(m.Tokens ? m.Vocabulary : 0, SpecialTokens: false), m.Tokens ? 0 : null);
         var batches = new List<SequenceBatch>();
         while (cursor.MoveNext())
         {
