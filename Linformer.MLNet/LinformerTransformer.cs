@@ -6,6 +6,7 @@ using Linformer.MLNet.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using System.Globalization;
 using System.Security.Cryptography;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -159,8 +160,15 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(input);
-        return new LinformerDataView(input, Output);
+        // ConvertToOnnx would otherwise take this view as the graph's root and silently export only the steps after it.
+        return OnnxConversionGuard.Wrap(new LinformerDataView(input, Output), input, ConvertToOnnxRefused(Output.FeaturesColumn));
     }
+
+    private static string ConvertToOnnxRefused(string column) => string.Create(CultureInfo.InvariantCulture,
+        $"mlContext.Model.ConvertToOnnx cannot export the Linformer transform (output column '{column}'): ML.NET's converter " +
+        $"would leave out its encoder and export only the steps after it. Export the encoder with " +
+        $"{nameof(LinformerTransformer)}.{nameof(ExportToOnnx)}, and the steps after it with ConvertToOnnx on the rest of the pipeline, " +
+        $"given mlContext.Data.Cache(this transform's output) as its input data (the graph's input is then the column '{column}'); see docs/onnx.md.");
 
     /// <summary>Copies this model's encoder (and input map) weights into <paramref name="target"/>, which may have other heads.</summary>
     internal void CopyWeightsInto(LinformerNetwork target) => encoder.WhileAlive(() =>
