@@ -4,7 +4,7 @@ using System.Text;
 using Linformer.MLNet.Modules;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using TorchSharp;
+using static Linformer.MLNet.Benchmarks.Markdown;
 using static TorchSharp.torch;
 
 namespace Linformer.MLNet.Benchmarks;
@@ -12,7 +12,7 @@ namespace Linformer.MLNet.Benchmarks;
 /// <summary>
 /// float32 against bfloat16, side by side in one run (docs/benchmarks-precision.md): the matrix-product peak of each
 /// precision, the Linformer layer's inference against its own precision's peak, and the QuickStart model's
-/// <c>Transform</c> and <c>Fit</c> rows/s. Self-contained (own arguments, timing and report):
+/// <c>Transform</c> and <c>Fit</c> rows/s. Its own command, arguments and page:
 /// <code>
 /// dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- precision [--sizes 512,1024,...]
 ///     [--quickstart-length N] [--rows R] [--reps R] [--out FILE]
@@ -27,7 +27,7 @@ internal static class PrecisionBenchmarks
     public static int Run(string[] args)
     {
         int[] sizes = [512, 1024, 2048, 4096, 8192, 16384];
-        int quickStartLength = 1024, rows = 256, reps = 5, matmulSize = 1024;
+        int quickStartLength = 1024, rowCount = 256, reps = 5, matmulSize = 1024;
         string? output = null;
         for (int i = 0; i < args.Length; i++)
         {
@@ -35,7 +35,7 @@ internal static class PrecisionBenchmarks
             {
                 case "--sizes" when i + 1 < args.Length: sizes = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--quickstart-length" when i + 1 < args.Length: quickStartLength = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-                case "--rows" when i + 1 < args.Length: rows = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--rows" when i + 1 < args.Length: rowCount = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--reps" when i + 1 < args.Length: reps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--matmul" when i + 1 < args.Length: matmulSize = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--out" when i + 1 < args.Length: output = args[++i]; break;
@@ -47,49 +47,40 @@ internal static class PrecisionBenchmarks
         bool native = BFloat16Support.CpuHasNative;
         // Where the CPU lacks native bf16 the library would run float32; measure the emulated bf16 anyway, and say so.
         using var assume = BFloat16Support.Assume(native: true);
-        var report = new StringBuilder();
-        report.AppendLine(CultureInfo.InvariantCulture, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuName()}, {get_num_threads()} libtorch threads, TorchSharp {typeof(torch).Assembly.GetName().Version}.");
-        report.AppendLine(CultureInfo.InvariantCulture, $"Native bfloat16 (libtorch's at::cpu::is_avx512_bf16_supported): **{(native ? "yes" : "no: every bf16 figure below is libtorch's emulation, slower than float32; on this CPU the library itself would run float32")}**.");
-        report.AppendLine();
+        var report = new StringBuilder().Append(CultureInfo.InvariantCulture, $"""
+            Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {MachineInfo.Describe()}.
+            Native bfloat16 (libtorch's at::cpu::is_avx512_bf16_supported): **{(native ? "yes" : "no: every bf16 figure below is libtorch's emulation, slower than float32; on this CPU the library itself would run float32")}**.
 
+
+            """);
         Console.WriteLine("matmul peaks ...");
         double peak32 = MatmulPeak(ScalarType.Float32, matmulSize, reps), peak16 = MatmulPeak(ScalarType.BFloat16, matmulSize, reps);
-        report.AppendLine(CultureInfo.InvariantCulture, $"## Matrix-product peaks ({matmulSize}³, best of {reps})");
-        report.AppendLine();
-        report.AppendLine("| precision | GFLOP/s |");
-        report.AppendLine("| --- | ---: |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| float32 | {peak32:F1} |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| bfloat16 | {peak16:F1} |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| bf16 / fp32 | {peak16 / peak32:F2}× |");
-        report.AppendLine();
+        report.Append(CultureInfo.InvariantCulture, $"## Matrix-product peaks ({matmulSize}³, best of {reps})\n\n").Append(Table(["precision", "GFLOP/s"],
+            [["float32", F(peak32, 1)], ["bfloat16", F(peak16, 1)], ["bf16 / fp32", $"{F(peak16 / peak32, 2)}×"]]));
 
-        report.AppendLine(CultureInfo.InvariantCulture, $"## Linformer layer, inference (width {Channels}, {Heads} heads, FF {FeedForward}, k = {ProjectedLength}, layerwise, batch 1; median of {reps})");
-        report.AppendLine();
-        report.AppendLine("FLOPs per forward = 4NC² + 2kNC + 4kC² + 4NkC + 4NCF (Q and output maps, E·X, the K/V maps on k rows, QKᵀ and PV, the feed-forward block).");
-        report.AppendLine();
-        report.AppendLine("| N | fp32 ms | bf16 ms | speed-up | fp32 GFLOP/s (% of fp32 peak) | bf16 GFLOP/s (% of bf16 peak) | rel. diff |");
-        report.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        report.Append(CultureInfo.InvariantCulture, $"\n## Linformer layer, inference (width {Channels}, {Heads} heads, FF {FeedForward}, k = {ProjectedLength}, layerwise, batch 1; median of {reps})\n\n")
+            .Append("FLOPs per forward = 4NC² + 2kNC + 4kC² + 4NkC + 4NCF (Q and output maps, E·X, the K/V maps on k rows, QKᵀ and PV, the feed-forward block).\n\n");
+        var rows = new List<string[]>();
         foreach (int n in sizes)
         {
             Console.WriteLine($"layer N = {n} ...");
             var (ms32, ms16, relative) = Layer(n, reps);
-            double flops = LayerFlops(n);
-            double g32 = flops / ms32 / 1e6, g16 = flops / ms16 / 1e6;
-            report.AppendLine(CultureInfo.InvariantCulture,
-                $"| {n} | {ms32:F2} | {ms16:F2} | {ms32 / ms16:F2}× | {g32:F1} ({100 * g32 / peak32:F0}%) | {g16:F1} ({100 * g16 / peak16:F0}%) | {relative:E1} |");
+            double g32 = LayerFlops(n) / ms32 / 1e6, g16 = LayerFlops(n) / ms16 / 1e6;
+            rows.Add([$"{n}", F(ms32, 2), F(ms16, 2), $"{F(ms32 / ms16, 2)}×", $"{F(g32, 1)} ({Pct(g32 / peak32)})", $"{F(g16, 1)} ({Pct(g16 / peak16)})",
+                relative.ToString("E1", CultureInfo.InvariantCulture)]);
         }
-        report.AppendLine();
+        report.Append(Table(["N", "fp32 ms", "bf16 ms", "speed-up", "fp32 GFLOP/s (% of fp32 peak)", "bf16 GFLOP/s (% of bf16 peak)", "rel. diff"], rows));
 
         Console.WriteLine("QuickStart model ...");
-        var (transform32, transform16, fit32, fit16) = QuickStart(quickStartLength, rows);
-        report.AppendLine(CultureInfo.InvariantCulture, $"## QuickStart model through ML.NET (tokens, N = {quickStartLength}, width 64, k = 64, 4 heads, depth 2, FF 256, batch 16; {rows} rows)");
-        report.AppendLine();
-        report.AppendLine("| | fp32 rows/s | bf16 rows/s | speed-up |");
-        report.AppendLine("| --- | ---: | ---: | ---: |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| Transform | {transform32:F1} | {transform16:F1} | {transform16 / transform32:F2}× |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| Fit (1 epoch) | {fit32:F1} | {fit16:F1} | {fit16 / fit32:F2}× |");
+        var (transform32, transform16, fit32, fit16) = QuickStart(quickStartLength, rows: rowCount);
+        report.Append(CultureInfo.InvariantCulture, $"\n## QuickStart model through ML.NET (tokens, N = {quickStartLength}, width 64, k = 64, 4 heads, depth 2, FF 256, batch 16; {rowCount} rows)\n\n")
+            .Append(Table(["", "fp32 rows/s", "bf16 rows/s", "speed-up"],
+            [
+                ["Transform", F(transform32, 1), F(transform16, 1), $"{F(transform16 / transform32, 2)}×"],
+                ["Fit (1 epoch)", F(fit32, 1), F(fit16, 1), $"{F(fit16 / fit32, 2)}×"],
+            ]));
 
-        string path = Path.GetFullPath(output ?? Path.Combine(RepositoryRoot(), "docs", "benchmarks-precision.md"));
+        string path = Path.GetFullPath(output ?? Markdown.DocsPage("benchmarks-precision.md"));
         string intro = File.Exists(path) && File.ReadAllText(path) is var old && old.Contains(Marker, StringComparison.Ordinal)
             ? old[..old.IndexOf(Marker, StringComparison.Ordinal)]
             : "# float32 and bfloat16\n\n";
@@ -151,7 +142,7 @@ internal static class PrecisionBenchmarks
         encoder.Precision = LinformerPrecision.BFloat16;
         var y16 = encoder.forward(x);
         double relative = (y16 - y32).norm().item<float>() / (double)y32.norm().item<float>();
-        return (Median(t32), Median(t16), relative);
+        return (Timing.Median(t32), Timing.Median(t16), relative);
     }
 
     private sealed class TokenRow
@@ -200,29 +191,5 @@ internal static class PrecisionBenchmarks
             double t16 = TransformRate(model16);
             return (t32, t16, fit32, fit16);
         }
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
-
-    private static string CpuName()
-    {
-        try
-        {
-            if (File.Exists("/proc/cpuinfo"))
-                return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU";
-        }
-        catch (IOException) { }
-        return $"{Environment.ProcessorCount} logical CPUs";
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Linformer.MLNet.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; pass --out FILE.");
     }
 }
