@@ -33,22 +33,10 @@ internal sealed record Comparison(string Id, MlNetModel Model, double Items, Tim
 /// </summary>
 internal sealed class MlNetBenchmarks : IBenchmarkSection
 {
-    public sealed class TokenRow
-    {
-        public int[] Tokens { get; set; } = [];
-        public bool Label { get; set; }
-    }
-
-    public sealed class FloatRow
-    {
-        public float[] Values { get; set; } = [];
-        public bool[] Mask { get; set; } = [];
-    }
-
-    public sealed class EncodedRow
-    {
-        public float[] Features { get; set; } = [];
-    }
+    // The rows the cases read and write; vector sizes are set per model by Schema.
+    public sealed class TokenRow { public int[] Tokens { get; set; } = []; public bool Label { get; set; } }
+    public sealed class FloatRow { public float[] Values { get; set; } = []; public bool[] Mask { get; set; } = []; }
+    public sealed class EncodedRow { public float[] Features { get; set; } = []; }
 
     private const string TransformPrefix = "overhead/transform/", PredictPrefix = "overhead/predict/", FitPrefix = "fit/";
 
@@ -133,11 +121,8 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     {
         var def = SchemaDefinition.Create(m.Tokens ? typeof(TokenRow) : typeof(FloatRow));
         if (m.Tokens) def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
-        else
-        {
-            def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
-            def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
-        }
+        else def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
+        if (!m.Tokens) def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
         return def;
     }
 
@@ -145,32 +130,29 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     private static MLContext NewContext()
     {
         var ml = new MLContext(seed: 1);
-        if (BenchDevice.IsCuda)
-        {
-            ml.GpuDeviceId = BenchDevice.Device.index < 0 ? 0 : BenchDevice.Device.index;
-            ml.FallbackToCpu = false;
-        }
+        if (BenchDevice.IsCuda) (ml.GpuDeviceId, ml.FallbackToCpu) = (Math.Max(0, BenchDevice.Device.index), false);
         return ml;
     }
 
     private static LinformerEstimator.Options Options(MlNetModel m, int epochs, bool label) => new()
     {
-        InputColumnName = m.Tokens ? nameof(TokenRow.Tokens) : nameof(FloatRow.Values),
-        OutputColumnName = nameof(EncodedRow.Features),
-        MaskColumnName = m.Tokens ? null : nameof(FloatRow.Mask),
-        PaddingTokenId = m.Tokens ? 0 : null,
-        LabelColumnName = label ? nameof(TokenRow.Label) : null,
-        VocabularySize = m.Tokens ? m.Vocabulary : 0,
-        SequenceLength = m.SequenceLength,
-        Channels = m.Tokens ? 0 : m.InputChannels,
-        ModelWidth = m.Width,
-        ProjectedLength = m.ProjectedLength,
-        Heads = m.Heads,
-        Depth = m.Depth,
-        FeedForwardSize = m.FeedForward,
-        BatchSize = m.Batch,
-        Epochs = epochs,
+        InputColumnName = m.Tokens ? nameof(TokenRow.Tokens) : nameof(FloatRow.Values), OutputColumnName = nameof(EncodedRow.Features),
+        MaskColumnName = m.Tokens ? null : nameof(FloatRow.Mask), PaddingTokenId = m.Tokens ? 0 : null, LabelColumnName = label ? nameof(TokenRow.Label) : null,
+        VocabularySize = m.Tokens ? m.Vocabulary : 0, SequenceLength = m.SequenceLength, Channels = m.Tokens ? 0 : m.InputChannels,
+        ModelWidth = m.Width, ProjectedLength = m.ProjectedLength, Heads = m.Heads, Depth = m.Depth, FeedForwardSize = m.FeedForward,
+        BatchSize = m.Batch, Epochs = epochs,
     };
+
+    /// <summary>The raw network on one batch: its mean-pooled output copied out as Transform copies it; returns the first value.</summary>
+    private static float RawForward(LinformerNetwork network, (Tensor X, Tensor? Mask) batch, float[] output)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, mask) = batch;
+        var cpu = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled).to_type(float32).cpu().contiguous();   // (B, C)
+        cpu.data<float>().CopyTo(output.AsSpan(0, (int)cpu.numel()));
+        return output[0];
+    }
 
     /// <summary>The rows as the library's own batches, read as Transform reads them (consecutive rows, last batch partial).</summary>
     private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, IDataView data)
@@ -217,20 +199,7 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
             return sum;
         }
 
-        double RawPass()
-        {
-            using var noGrad = no_grad();
-            double sum = 0;
-            foreach (var (x, mask) in tensors)
-            {
-                using var scope = NewDisposeScope();
-                var pooled = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled);   // (B, C)
-                var cpu = pooled.to_type(float32).cpu().contiguous();
-                cpu.data<float>().CopyTo(output.AsSpan(0, (int)cpu.numel()));
-                sum += output[0];
-            }
-            return sum;
-        }
+        double RawPass() => tensors.Sum(batch => (double)RawForward(network, batch, output));
 
         // The parts of the data path alone: IDataView rows read and checked into batches; batches into tensors.
         double ReadRows()
@@ -288,16 +257,7 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         int next = 0;
         double sum = 0;
         double EngineCall() => sum += engine.Predict(rows[next++ % distinctRows]).Features[0];
-        double RawCall()
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var (x, mask) = single[next++ % distinctRows];
-            var pooled = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled);   // (1, C)
-            var cpu = pooled.to_type(float32).cpu().contiguous();
-            cpu.data<float>().CopyTo(output);
-            return sum += output[0];
-        }
+        double RawCall() => sum += RawForward(network, single[next++ % distinctRows], output);
 
         Func<double>[] sides = [Timed(EngineCall), Timed(RawCall)];
         InTurns(warmups, sides);
@@ -310,10 +270,7 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     private sealed class StepClock : IProgress<LinformerTrainingProgress>
     {
         public List<long> Steps { get; } = [];
-        public void Report(LinformerTrainingProgress value)
-        {
-            if (!value.IsEpochEnd) Steps.Add(Stopwatch.GetTimestamp());
-        }
+        public void Report(LinformerTrainingProgress value) { if (!value.IsEpochEnd) Steps.Add(Stopwatch.GetTimestamp()); }
     }
 
     private static Comparison FitThroughput(string id, MlNetModel m, int rowCount, int epochs, int rounds)
@@ -333,7 +290,8 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
             binding = probe.Binding;
         }
 
-        (double Ms, List<double> StepMs) FitOnce(List<TokenRow> data)
+        // One whole run of each side (ms); the time between consecutive optimizer steps goes into steps.
+        double FitOnce(List<TokenRow> data, List<double> steps)
         {
             var ml = NewContext();
             var view = ml.Data.LoadFromEnumerable(data, schema);
@@ -343,11 +301,11 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
             long start = Stopwatch.GetTimestamp();
             using (var model = ml.Transforms.Linformer(options).Fit(view)) { }
             double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            var steps = clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds).ToList();
-            return (ms, steps);
+            steps.AddRange(clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds));
+            return ms;
         }
 
-        (double Ms, List<double> StepMs) RawOnce(List<TokenRow> data)
+        double RawOnce(List<TokenRow> data, List<double> steps)
         {
             using var scope = NewDisposeScope();
             manual_seed(1);
@@ -360,7 +318,6 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
                 .to(BenchDevice.Device)).ToList();
             var parameters = network.parameters().ToList();
             BenchDevice.Synchronize();
-            var steps = new List<double>();
             long start = Stopwatch.GetTimestamp();
             using var optimizer = optim.AdamW(parameters, lr: LinformerEstimator.Defaults.LearningRate, weight_decay: LinformerEstimator.Defaults.WeightDecay);
             for (int epoch = 0; epoch < epochs; epoch++)
@@ -376,20 +333,16 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
                     nn.utils.clip_grad_norm_(parameters, LinformerEstimator.Defaults.GradientClipNorm);
                     optimizer.step();
                     BenchDevice.Synchronize();
-                    steps.Add(Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds);
+                    if (epoch + i > 0) steps.Add(Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds);   // like Fit's: the first step left out
                 }
-            double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            return (ms, steps);
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        // Warm-up on a few batches: first-call costs of both paths. Then whole runs in turns; steps collected alongside.
-        FitOnce(warmRows);
-        RawOnce(warmRows);
-        var fitSteps = new List<double>();
-        var rawSteps = new List<double>();
-        var t = InTurns(rounds,
-            () => { var f = FitOnce(rows); fitSteps.AddRange(f.StepMs); return f.Ms; },
-            () => { var r = RawOnce(rows); rawSteps.AddRange(r.StepMs.Skip(1)); return r.Ms; });   // like Fit's: between steps, first left out
+        // Warm-up on a few batches: first-call costs of both paths. Then whole runs in turns.
+        FitOnce(warmRows, []);
+        RawOnce(warmRows, []);
+        List<double> fitSteps = [], rawSteps = [];
+        var t = InTurns(rounds, () => FitOnce(rows, fitSteps), () => RawOnce(rows, rawSteps));
         return new Comparison(id, m, (double)rowCount * epochs, new Timing(t[0]), new Timing(t[1]),
             [new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN])]);
     }
