@@ -171,9 +171,7 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     private static Comparison TransformOverhead(string id, MlNetModel m, int rowCount, int rounds)
     {
         var ml = NewContext();
-        var tokens = m.Tokens ? TokenRows(m, rowCount, 11) : null;
-        var floats = m.Tokens ? null : FloatRows(m, rowCount, 11);
-        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, Schema(m)) : ml.Data.LoadFromEnumerable(floats!, Schema(m));
+        IDataView data = m.Tokens ? ml.Data.LoadFromEnumerable(TokenRows(m, rowCount, 11), Schema(m)) : ml.Data.LoadFromEnumerable(FloatRows(m, rowCount, 11), Schema(m));
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
         var binding = transformer.Binding;
