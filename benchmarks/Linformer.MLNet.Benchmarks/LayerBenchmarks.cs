@@ -24,9 +24,6 @@ internal sealed record MatmulResult(string When, int Size, Timing Timing)
     public double GflopPerSecond => 2.0 * Size * Size * (double)Size / (Timing.MedianMs * 1e-3) / 1e9;
 }
 
-/// <summary>A short matmul's rate just before and just after the cases at one N: how fast the machine was meanwhile.</summary>
-internal sealed record CalibrationResult(int SequenceLength, double BeforeGflopPerSecond, double AfterGflopPerSecond);
-
 /// <summary>
 /// The encoder layer against full attention: the matmul reference, then for each N every model in both modes
 /// (measured in turns, so models are compared under the same machine conditions), then the matmul again.
@@ -37,7 +34,8 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
     public IReadOnlyList<ModelSpec> Models { get; private set; } = [];
     public List<LayerResult> Layers { get; } = [];
     public List<MatmulResult> Matmuls { get; } = [];
-    public List<CalibrationResult> Calibrations { get; } = [];
+    /// <summary>A short matmul's rate (GFLOP/s) just before and just after the cases at one N: how fast the machine was meanwhile.</summary>
+    public List<(int SequenceLength, double Before, double After)> Calibrations { get; } = [];
 
     public IEnumerable<string> CaseIds(RunProfile profile)
     {
@@ -127,7 +125,7 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
                 sinceCheck.Restart();
             });
             double after = CalibrationGflopPerSecond();
-            Calibrations.Add(new CalibrationResult(n, before, after));
+            Calibrations.Add((n, before, after));
             run.MatmulRates.AddRange([before, after]);
             run.Log.WriteLine($"N = {n}: 1024³ matmul {before:F0} GFLOP/s before, {after:F0} after");
             foreach (var r in runs)

@@ -36,19 +36,20 @@ internal sealed partial class LayerBenchmarks
             string m = mode.ToString().ToLowerInvariant();
             var rows = ns.Where(n => Layers.Any(x => x.Mode == mode && x.SequenceLength == n)).ToList();
             if (rows.Count == 0) continue;
-            yield return new($"{m}-time", Table(headers, rows.Select(n => Models.Select(x => Ms(Find(mode, x, n)?.MedianMs)).Prepend($"{n}"))));
-            yield return new($"{m}-memory", Table(headers, rows.Select(n =>
-                Models.Select(x => Find(mode, x, n)?.PeakMiB is { } mib ? F(mib, 1) : "—").Prepend($"{n}"))));
+            // A row per N, a column per model.
+            string ByLength(IEnumerable<int> lengths, Func<LayerResult?, ModelSpec, int, string> cell)
+                => Table(headers, lengths.Select(n => Models.Select(x => cell(Find(mode, x, n), x, n)).Prepend($"{n}")));
+            yield return new($"{m}-time", ByLength(rows, (r, _, _) => Ms(r?.MedianMs)));
+            yield return new($"{m}-memory", ByLength(rows, (r, _, _) => r?.PeakMiB is { } mib ? F(mib, 1) : "—"));
 
             // Rates: GFLOP per step (training: 3 × forward), achieved GFLOP/s and the fraction of the attainable rate.
-            var measured = rows.Where(n => Models.Any(x => Find(mode, x, n)?.Measured == true));
-            yield return new($"{m}-efficiency", Table(headers, measured.Select(n => Models.Select(x =>
+            yield return new($"{m}-efficiency", ByLength(rows.Where(n => Models.Any(x => Find(mode, x, n)?.Measured == true)), (r, x, n) =>
             {
-                if (Find(mode, x, n) is not { Measured: true } r) return "—";
+                if (r is not { Measured: true }) return "—";
                 double flops = Flops.Step(x, n, run.Profile, mode), rate = flops / (r.MedianMs!.Value * 1e-3) / 1e9;
                 string of = run.AttainableGflopPerSecond is { } peak ? $" ({Pct(rate / peak)})" : "";
                 return $"{G3(flops / 1e9)} GFLOP: {F(rate, 1)}{of}";
-            }).Prepend($"{n}"))));
+            }));
 
             var pairs = ns.Zip(ns.Skip(1)).ToList();
             if (pairs.Count > 0)
@@ -94,10 +95,7 @@ internal sealed partial class LayerBenchmarks
         {
             var cal = Calibrations.OrderBy(c => c.SequenceLength).ToList();
             yield return new("machine-speed", Table(cal.Select(c => $"N = {c.SequenceLength}").Prepend("").ToList(),
-            [
-                cal.Select(c => F(c.BeforeGflopPerSecond, 0)).Prepend("before"),
-                cal.Select(c => F(c.AfterGflopPerSecond, 0)).Prepend("after"),
-            ]));
+                [cal.Select(c => F(c.Before, 0)).Prepend("before"), cal.Select(c => F(c.After, 0)).Prepend("after")]));
         }
 
         if (Matmuls.Count > 0 || Layers.Count > 0)

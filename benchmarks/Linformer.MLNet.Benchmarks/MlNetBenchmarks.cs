@@ -5,46 +5,25 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Linformer.MLNet.Benchmarks.Markdown;
 
 namespace Linformer.MLNet.Benchmarks;
 
 // Shapes: B batch, N sequence length, I input channels (float input), C model width.
 
 /// <summary>
-/// <c>Transform</c> read by a cursor against the raw network on the same batches, with the parts of the data path
-/// timed alone. Times are per pass over <see cref="Rows"/> rows; <see cref="PairedRatios"/> holds raw time ÷ ML.NET
-/// time of each round (the two sides ran back to back in every round).
+/// One ML.NET case: side A (the ML.NET call) against side B (the same network driven by hand), sampled in turns, with
+/// <see cref="Parts"/> timed alongside (Transform: reading rows, building tensors; Fit: time per optimizer step of A
+/// and of B). <see cref="Items"/> is the rows or sequences one sample of a side processes.
 /// </summary>
-internal sealed record TransformOverheadResult(MlNetModel Model, int Rows, Timing MlNet, Timing Raw, Timing ReadRows, Timing BuildTensors,
-    IReadOnlyList<double> PairedRatios)
+internal sealed record Comparison(string Id, MlNetModel Model, double Items, Timing A, Timing B, IReadOnlyList<Timing> Parts)
 {
-    public double MlNetRowsPerSecond => Rows / (MlNet.MedianMs * 1e-3);
-    public double RawRowsPerSecond => Rows / (Raw.MedianMs * 1e-3);
-    /// <summary>ML.NET throughput ÷ raw throughput: the median of the rounds' ratios.</summary>
-    public double Ratio => Timing.Median(PairedRatios);
-}
-
-/// <summary>Single-row latency: one sample per call of <c>PredictionEngine.Predict</c> and of the raw network on a batch of one.</summary>
-internal sealed record PredictLatencyResult(MlNetModel Model, Timing Engine, Timing Raw, IReadOnlyList<double> PairedRatios)
-{
-    /// <summary>Raw time ÷ engine time, median over pairs of neighbouring calls (1 = no overhead).</summary>
-    public double Ratio => Timing.Median(PairedRatios);
-}
-
-/// <summary>
-/// <c>Fit</c> against a raw AdamW loop on the same network and batches. <see cref="Fit"/> and <see cref="Raw"/> are
-/// whole runs (ms); <see cref="FitStep"/> and <see cref="RawStep"/> are the time between consecutive optimizer steps
-/// (ms, steady state: Fit's from its progress reports after every step).
-/// </summary>
-internal sealed record FitThroughputResult(MlNetModel Model, int Rows, int Epochs, Timing Fit, Timing Raw, Timing FitStep, Timing RawStep,
-    IReadOnlyList<double> PairedRatios)
-{
-    public double Sequences => (double)Rows * Epochs;
-    public double FitSequencesPerSecond => Sequences / (Fit.MedianMs * 1e-3);
-    public double RawSequencesPerSecond => Sequences / (Raw.MedianMs * 1e-3);
-    /// <summary>Fit throughput ÷ raw throughput: the median of the rounds' ratios.</summary>
-    public double Ratio => Timing.Median(PairedRatios);
-    public double StepRatio => RawStep.MedianMs / FitStep.MedianMs;
+    /// <summary>B's time ÷ A's time of each pair of samples taken back to back (1 = no overhead).</summary>
+    public IReadOnlyList<double> Ratios => B.SamplesMs.Zip(A.SamplesMs, (b, a) => b / a).ToList();
+    /// <summary>A's throughput ÷ B's: the median of the pairs' ratios.</summary>
+    public double Ratio => Timing.Median(Ratios);
+    public double ARate => Items / (A.MedianMs * 1e-3);
+    public double BRate => Items / (B.MedianMs * 1e-3);
 }
 
 /// <summary>
@@ -52,50 +31,63 @@ internal sealed record FitThroughputResult(MlNetModel Model, int Rows, int Epoch
 /// the throughput of <c>Fit</c> against a hand-written training loop. Each comparison runs both sides in the same
 /// process, in turns (A B B A …), so that a slow phase of the shared machine falls on both alike.
 /// </summary>
-internal sealed partial class MlNetBenchmarks : IBenchmarkSection
+internal sealed class MlNetBenchmarks : IBenchmarkSection
 {
-    public sealed class TokenRow
+    // The rows the cases read and write; vector sizes are set per model by Schema.
+    public sealed class TokenRow { public int[] Tokens { get; set; } = []; public bool Label { get; set; } }
+    public sealed class FloatRow { public float[] Values { get; set; } = []; public bool[] Mask { get; set; } = []; }
+    public sealed class EncodedRow { public float[] Features { get; set; } = []; }
+
+    private const string TransformPrefix = "overhead/transform/", PredictPrefix = "overhead/predict/", FitPrefix = "fit/";
+
+    public List<Comparison> Results { get; } = [];
+
+    /// <summary>The cases, as ids (see CaseFilter) with what measures them.</summary>
+    private static IEnumerable<(string Id, Func<string, Comparison> Measure)> Cases(MlNetSettings s)
     {
-        public int[] Tokens { get; set; } = [];
-        public bool Label { get; set; }
+        foreach (var m in s.Transform)
+            yield return ($"{TransformPrefix}{m.Name}-n{m.SequenceLength}-b{m.Batch}", id => TransformOverhead(id, m, s.TransformRows, s.TransformRounds));
+        yield return ($"{PredictPrefix}{s.Predict.Name}-n{s.Predict.SequenceLength}", id => PredictLatency(id, s.Predict, s.PredictWarmups, s.PredictCalls));
+        yield return ($"{FitPrefix}{s.Fit.Name}-n{s.Fit.SequenceLength}-b{s.Fit.Batch}", id => FitThroughput(id, s.Fit, s.FitRows, s.FitEpochs, s.FitRounds));
     }
 
-    public sealed class FloatRow
-    {
-        public float[] Values { get; set; } = [];
-        public bool[] Mask { get; set; } = [];
-    }
-
-    public sealed class EncodedRow
-    {
-        public float[] Features { get; set; } = [];
-    }
-
-    public List<TransformOverheadResult> TransformOverheads { get; } = [];
-    public List<PredictLatencyResult> PredictLatencies { get; } = [];
-    public List<FitThroughputResult> FitThroughputs { get; } = [];
-
-    public IEnumerable<string> CaseIds(RunProfile profile) => profile.MlNet.CaseIds();
+    public IEnumerable<string> CaseIds(RunProfile profile) => Cases(profile.MlNet).Select(c => c.Id);
 
     public void Run(BenchmarkRun run)
     {
-        var s = run.Profile.MlNet;
-        void Case<T>(string id, List<T> results, Func<T> measure, Func<T, string> summary)
+        foreach (var (id, measure) in Cases(run.Profile.MlNet).Where(c => run.Filter.Matches(c.Id)))
         {
-            if (!run.Filter.Matches(id)) return;
             run.WaitForQuiet();
-            var r = measure();
-            results.Add(r);
-            run.Log.WriteLine($"{id}: {summary(r)}");
+            var r = measure(id);
+            Results.Add(r);
+            run.Log.WriteLine($"{id}: ML.NET median {r.A.MedianMs:F3} ms, raw {r.B.MedianMs:F3} ms, ratio {r.Ratio:F3}");
         }
-        foreach (var model in s.Transform)
-            Case(MlNetSettings.TransformId(model), TransformOverheads, () => TransformOverhead(model, s.TransformRows, s.TransformRounds),
-                r => $"ML.NET {r.MlNetRowsPerSecond:F1} rows/s, raw {r.RawRowsPerSecond:F1} rows/s, ratio {r.Ratio:F3}");
-        Case(MlNetSettings.PredictId(s.Predict), PredictLatencies, () => PredictLatency(s.Predict, s.PredictWarmups, s.PredictCalls, s.PredictBlock),
-            r => $"PredictionEngine median {r.Engine.MedianMs:F3} ms, raw {r.Raw.MedianMs:F3} ms, ratio {r.Ratio:F3}");
-        Case(MlNetSettings.FitId(s.Fit), FitThroughputs, () => FitThroughput(s.Fit, s.FitRows, s.FitEpochs, s.FitRounds),
-            r => $"Fit {r.FitSequencesPerSecond:F2} seq/s, raw loop {r.RawSequencesPerSecond:F2} seq/s, ratio {r.Ratio:F3}");
     }
+
+    /// <summary>
+    /// Runs the sides in turns for <paramref name="rounds"/> rounds, in reverse order every other round (A B, B A, …)
+    /// so that a trend over a round falls on every side alike; each side returns the milliseconds of its sample.
+    /// </summary>
+    private static List<double>[] InTurns(int rounds, params Func<double>[] sides)
+    {
+        var samples = sides.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < rounds; round++)
+            for (int j = 0; j < sides.Length; j++)
+            {
+                int i = round % 2 == 0 ? j : sides.Length - 1 - j;
+                samples[i].Add(sides[i]());
+            }
+        return samples;
+    }
+
+    /// <summary>Wall time of one call (ms), the device synchronised at the end.</summary>
+    private static Func<double> Timed(Func<double> pass) => () =>
+    {
+        long start = Stopwatch.GetTimestamp();
+        GC.KeepAlive(pass());
+        BenchDevice.Synchronize();
+        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    };
 
     /// <summary>Token rows: ids in [1, V), a real length between N/2 and N, then padding id 0; label = parity of the first id.</summary>
     private static List<TokenRow> TokenRows(MlNetModel m, int count, int seed)
@@ -129,11 +121,8 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     {
         var def = SchemaDefinition.Create(m.Tokens ? typeof(TokenRow) : typeof(FloatRow));
         if (m.Tokens) def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
-        else
-        {
-            def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
-            def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
-        }
+        else def[nameof(FloatRow.Values)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, m.SequenceLength * m.InputChannels);
+        if (!m.Tokens) def[nameof(FloatRow.Mask)].ColumnType = new VectorDataViewType(BooleanDataViewType.Instance, m.SequenceLength);
         return def;
     }
 
@@ -141,32 +130,29 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
     private static MLContext NewContext()
     {
         var ml = new MLContext(seed: 1);
-        if (BenchDevice.IsCuda)
-        {
-            ml.GpuDeviceId = BenchDevice.Device.index < 0 ? 0 : BenchDevice.Device.index;
-            ml.FallbackToCpu = false;
-        }
+        if (BenchDevice.IsCuda) (ml.GpuDeviceId, ml.FallbackToCpu) = (Math.Max(0, BenchDevice.Device.index), false);
         return ml;
     }
 
     private static LinformerEstimator.Options Options(MlNetModel m, int epochs, bool label) => new()
     {
-        InputColumnName = m.Tokens ? nameof(TokenRow.Tokens) : nameof(FloatRow.Values),
-        OutputColumnName = nameof(EncodedRow.Features),
-        MaskColumnName = m.Tokens ? null : nameof(FloatRow.Mask),
-        PaddingTokenId = m.Tokens ? 0 : null,
-        LabelColumnName = label ? nameof(TokenRow.Label) : null,
-        VocabularySize = m.Tokens ? m.Vocabulary : 0,
-        SequenceLength = m.SequenceLength,
-        Channels = m.Tokens ? 0 : m.InputChannels,
-        ModelWidth = m.Width,
-        ProjectedLength = m.ProjectedLength,
-        Heads = m.Heads,
-        Depth = m.Depth,
-        FeedForwardSize = m.FeedForward,
-        BatchSize = m.Batch,
-        Epochs = epochs,
+        InputColumnName = m.Tokens ? nameof(TokenRow.Tokens) : nameof(FloatRow.Values), OutputColumnName = nameof(EncodedRow.Features),
+        MaskColumnName = m.Tokens ? null : nameof(FloatRow.Mask), PaddingTokenId = m.Tokens ? 0 : null, LabelColumnName = label ? nameof(TokenRow.Label) : null,
+        VocabularySize = m.Tokens ? m.Vocabulary : 0, SequenceLength = m.SequenceLength, Channels = m.Tokens ? 0 : m.InputChannels,
+        ModelWidth = m.Width, ProjectedLength = m.ProjectedLength, Heads = m.Heads, Depth = m.Depth, FeedForwardSize = m.FeedForward,
+        BatchSize = m.Batch, Epochs = epochs,
     };
+
+    /// <summary>The raw network on one batch: its mean-pooled output copied out as Transform copies it; returns the first value.</summary>
+    private static float RawForward(LinformerNetwork network, (Tensor X, Tensor? Mask) batch, float[] output)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, mask) = batch;
+        var cpu = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled).to_type(float32).cpu().contiguous();   // (B, C)
+        cpu.data<float>().CopyTo(output.AsSpan(0, (int)cpu.numel()));
+        return output[0];
+    }
 
     /// <summary>The rows as the library's own batches, read as Transform reads them (consecutive rows, last batch partial).</summary>
     private static List<SequenceBatch> Batches(MlNetModel m, InputBinding binding, IDataView data)
@@ -182,12 +168,10 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
         return batches;
     }
 
-    private static TransformOverheadResult TransformOverhead(MlNetModel m, int rowCount, int rounds)
+    private static Comparison TransformOverhead(string id, MlNetModel m, int rowCount, int rounds)
     {
         var ml = NewContext();
-        var tokens = m.Tokens ? TokenRows(m, rowCount, 11) : null;
-        var floats = m.Tokens ? null : FloatRows(m, rowCount, 11);
-        IDataView data = tokens is not null ? ml.Data.LoadFromEnumerable(tokens, Schema(m)) : ml.Data.LoadFromEnumerable(floats!, Schema(m));
+        IDataView data = m.Tokens ? ml.Data.LoadFromEnumerable(TokenRows(m, rowCount, 11), Schema(m)) : ml.Data.LoadFromEnumerable(FloatRows(m, rowCount, 11), Schema(m));
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
         var network = transformer.Network;
         var binding = transformer.Binding;
@@ -213,20 +197,7 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             return sum;
         }
 
-        double RawPass()
-        {
-            using var noGrad = no_grad();
-            double sum = 0;
-            foreach (var (x, mask) in tensors)
-            {
-                using var scope = NewDisposeScope();
-                var pooled = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled);   // (B, C)
-                var cpu = pooled.to_type(float32).cpu().contiguous();
-                cpu.data<float>().CopyTo(output.AsSpan(0, (int)cpu.numel()));
-                sum += output[0];
-            }
-            return sum;
-        }
+        double RawPass() => tensors.Sum(batch => (double)RawForward(network, batch, output));
 
         // The parts of the data path alone: IDataView rows read and checked into batches; batches into tensors.
         double ReadRows()
@@ -257,23 +228,15 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             return sum;
         }
 
-        var sides = new (string Name, Func<double> Pass, List<double> Samples)[]
-        {
-            ("ML.NET", MlNetPass, []), ("raw", RawPass, []), ("read rows", ReadRows, []), ("build tensors", BuildTensors, []),
-        };
-        // Warm-up: every side once, and ML.NET and raw once more (first-call costs of oneDNN, the JIT, the allocator).
-        foreach (var side in sides) side.Pass();
-        MlNetPass();
-        RawPass();
-        for (int round = 0; round < rounds; round++)
-            // A B B A: the order alternates so that a trend over the round falls on both sides alike.
-            foreach (var side in round % 2 == 0 ? sides : sides.Reverse())
-                side.Samples.Add(TimeMs(side.Pass));
-        return new TransformOverheadResult(m, rowCount, new Timing(sides[0].Samples), new Timing(sides[1].Samples),
-            new Timing(sides[2].Samples), new Timing(sides[3].Samples), sides[1].Samples.Zip(sides[0].Samples, (raw, mlNet) => raw / mlNet).ToList());
+        Func<double>[] sides = [Timed(MlNetPass), Timed(RawPass), Timed(ReadRows), Timed(BuildTensors)];
+        // Warm-up: every side once, ML.NET and raw once more (first-call costs of oneDNN, the JIT, the allocator).
+        InTurns(1, sides);
+        InTurns(1, sides[..2]);
+        var t = InTurns(rounds, sides).Select(x => new Timing(x)).ToArray();
+        return new Comparison(id, m, rowCount, t[0], t[1], [t[2], t[3]]);
     }
 
-    private static PredictLatencyResult PredictLatency(MlNetModel m, int warmups, int calls, int block)
+    private static Comparison PredictLatency(string id, MlNetModel m, int warmups, int calls)
     {
         if (!m.Tokens) throw new ArgumentException("The PredictionEngine case uses token input.", nameof(m));
         var ml = NewContext();
@@ -292,51 +255,24 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
 
         int next = 0;
         double sum = 0;
-        void EngineCall()
-        {
-            var encoded = engine.Predict(rows[next++ % distinctRows]);
-            sum += encoded.Features[0];
-        }
-        void RawCall()
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var (x, mask) = single[next++ % distinctRows];
-            var pooled = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled);   // (1, C)
-            var cpu = pooled.to_type(float32).cpu().contiguous();
-            cpu.data<float>().CopyTo(output);
-            sum += output[0];
-        }
+        double EngineCall() => sum += engine.Predict(rows[next++ % distinctRows]).Features[0];
+        double RawCall() => sum += RawForward(network, single[next++ % distinctRows], output);
 
-        for (int i = 0; i < warmups; i++) { EngineCall(); RawCall(); }
-        var engineSamples = new List<double>(calls);
-        var rawSamples = new List<double>(calls);
-        for (int done = 0, round = 0; done < calls; done += block, round++)
-        {
-            int count = Math.Min(block, calls - done);
-            var sides = round % 2 == 0
-                ? new[] { ((Action)EngineCall, engineSamples), (RawCall, rawSamples) }
-                : new[] { ((Action)RawCall, rawSamples), (EngineCall, engineSamples) };
-            foreach (var (call, samples) in sides)
-                for (int i = 0; i < count; i++)
-                    samples.Add(TimeMs(() => { call(); return 0; }));
-        }
+        Func<double>[] sides = [Timed(EngineCall), Timed(RawCall)];
+        InTurns(warmups, sides);
+        var t = InTurns(calls, sides);
         GC.KeepAlive(sum);
-        var pairs = engineSamples.Zip(rawSamples, (e, r) => r / e).ToList();
-        return new PredictLatencyResult(m, new Timing(engineSamples), new Timing(rawSamples), pairs);
+        return new Comparison(id, m, 1, new Timing(t[0]), new Timing(t[1]), []);
     }
 
     /// <summary>Records the time of every optimizer-step report, on the training thread (no synchronisation context).</summary>
     private sealed class StepClock : IProgress<LinformerTrainingProgress>
     {
         public List<long> Steps { get; } = [];
-        public void Report(LinformerTrainingProgress value)
-        {
-            if (!value.IsEpochEnd) Steps.Add(Stopwatch.GetTimestamp());
-        }
+        public void Report(LinformerTrainingProgress value) { if (!value.IsEpochEnd) Steps.Add(Stopwatch.GetTimestamp()); }
     }
 
-    private static FitThroughputResult FitThroughput(MlNetModel m, int rowCount, int epochs, int rounds)
+    private static Comparison FitThroughput(string id, MlNetModel m, int rowCount, int epochs, int rounds)
     {
         if (!m.Tokens) throw new ArgumentException("The Fit case uses token input.", nameof(m));
         var rows = TokenRows(m, rowCount, 17);
@@ -353,7 +289,8 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             binding = probe.Binding;
         }
 
-        (double Ms, List<double> StepMs) FitOnce(List<TokenRow> data)
+        // One whole run of each side (ms); the time between consecutive optimizer steps goes into steps.
+        double FitOnce(List<TokenRow> data, List<double> steps)
         {
             var ml = NewContext();
             var view = ml.Data.LoadFromEnumerable(data, schema);
@@ -363,11 +300,11 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
             long start = Stopwatch.GetTimestamp();
             using (var model = ml.Transforms.Linformer(options).Fit(view)) { }
             double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            var steps = clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds).ToList();
-            return (ms, steps);
+            steps.AddRange(clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds));
+            return ms;
         }
 
-        (double Ms, List<double> StepMs) RawOnce(List<TokenRow> data)
+        double RawOnce(List<TokenRow> data, List<double> steps)
         {
             using var scope = NewDisposeScope();
             manual_seed(1);
@@ -380,7 +317,6 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
                 .to(BenchDevice.Device)).ToList();
             var parameters = network.parameters().ToList();
             BenchDevice.Synchronize();
-            var steps = new List<double>();
             long start = Stopwatch.GetTimestamp();
             using var optimizer = optim.AdamW(parameters, lr: LinformerEstimator.Defaults.LearningRate, weight_decay: LinformerEstimator.Defaults.WeightDecay);
             for (int epoch = 0; epoch < epochs; epoch++)
@@ -396,39 +332,63 @@ internal sealed partial class MlNetBenchmarks : IBenchmarkSection
                     nn.utils.clip_grad_norm_(parameters, LinformerEstimator.Defaults.GradientClipNorm);
                     optimizer.step();
                     BenchDevice.Synchronize();
-                    steps.Add(Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds);
+                    if (epoch + i > 0) steps.Add(Stopwatch.GetElapsedTime(stepStart).TotalMilliseconds);   // like Fit's: the first step left out
                 }
-            double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            return (ms, steps);
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        // Warm-up on a few batches: first-call costs of both paths.
-        FitOnce(warmRows);
-        RawOnce(warmRows);
-        var fitMs = new List<double>();
-        var rawMs = new List<double>();
-        var fitSteps = new List<double>();
-        var rawSteps = new List<double>();
-        for (int round = 0; round < rounds; round++)
-        {
-            (double Ms, List<double> StepMs) f, r;
-            if (round % 2 == 0) { f = FitOnce(rows); r = RawOnce(rows); }
-            else { r = RawOnce(rows); f = FitOnce(rows); }
-            fitMs.Add(f.Ms);
-            rawMs.Add(r.Ms);
-            fitSteps.AddRange(f.StepMs);
-            rawSteps.AddRange(r.StepMs.Skip(1));   // comparable to Fit's: time between consecutive steps, first one left out
-        }
-        return new FitThroughputResult(m, rowCount, epochs, new Timing(fitMs), new Timing(rawMs),
-            new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN]),
-            rawMs.Zip(fitMs, (raw, fit) => raw / fit).ToList());
+        // Warm-up on a few batches: first-call costs of both paths. Then whole runs in turns.
+        FitOnce(warmRows, []);
+        RawOnce(warmRows, []);
+        List<double> fitSteps = [], rawSteps = [];
+        var t = InTurns(rounds, () => FitOnce(rows, fitSteps), () => RawOnce(rows, rawSteps));
+        return new Comparison(id, m, (double)rowCount * epochs, new Timing(t[0]), new Timing(t[1]),
+            [new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN])]);
     }
 
-    private static double TimeMs(Func<double> pass)
+    /// <summary>The ratio of ML.NET throughput to the raw network's that the component aims for.</summary>
+    public const double OverheadGoal = 0.9;
+
+    private static string Verdict(double ratio) => ratio >= OverheadGoal ? "meets the goal" : $"**misses the goal by {F(OverheadGoal - ratio, 2)}**";
+
+    private static string Ratios(Comparison c) => string.Join(", ", c.Ratios.Select(v => F(v, 2)));
+
+    /// <summary>Transform throughput and its parts, PredictionEngine latency, Fit throughput.</summary>
+    public IEnumerable<ResultTable> Tables(BenchmarkRun run)
     {
-        long start = Stopwatch.GetTimestamp();
-        GC.KeepAlive(pass());
-        BenchDevice.Synchronize();
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        var transforms = Results.Where(r => r.Id.StartsWith(TransformPrefix, StringComparison.Ordinal)).ToList();
+        if (transforms.Count > 0)
+        {
+            bool complete = CaseIds(run.Profile).Where(id => id.StartsWith(TransformPrefix, StringComparison.Ordinal)).All(run.Filter.Matches);
+            yield return new("transform", Table(["model", "ML.NET rows/s", "raw rows/s", "ratio", "per-round ratios", "goal"],
+                transforms.Select(x => new[] { x.Model.Describe, F(x.ARate, 1), F(x.BRate, 1), $"**{F(x.Ratio, 2)}**", Ratios(x), Verdict(x.Ratio) })), complete);
+            // Median ms per pass, with shares of the ML.NET pass; rest = ML.NET − raw − read rows − build tensors.
+            yield return new("transform-parts", Table(["model", "ML.NET pass", "raw network", "read rows", "build tensors", "rest"],
+                transforms.Select(x =>
+                {
+                    double total = x.A.MedianMs, rest = total - x.B.MedianMs - x.Parts[0].MedianMs - x.Parts[1].MedianMs;
+                    string Part(double ms) => $"{F(ms, 1)} ({Pct(ms / total)})";
+                    return new[]
+                    {
+                        $"{x.Model.Name}, N = {x.Model.SequenceLength}", F(total, 1), Part(x.B.MedianMs), Part(x.Parts[0].MedianMs), Part(x.Parts[1].MedianMs), Part(rest),
+                    };
+                })), complete);
+        }
+        foreach (var p in Results.Where(r => r.Id.StartsWith(PredictPrefix, StringComparison.Ordinal)))
+            yield return new("predict", Table(["", "median ms", "p95 ms", "min ms", "raw ÷ engine"],
+            [
+                ["`engine.Predict(row)`", F(p.A.MedianMs, 2), F(p.A.Percentile(0.95), 2), F(p.A.MinMs, 2), $"**{F(p.Ratio, 2)}** ({Verdict(p.Ratio)})"],
+                ["raw network, batch of 1 (prepared tensors)", F(p.B.MedianMs, 2), F(p.B.Percentile(0.95), 2), F(p.B.MinMs, 2), ""],
+            ]));
+        foreach (var f in Results.Where(r => r.Id.StartsWith(FitPrefix, StringComparison.Ordinal)))
+        {
+            var (fitStep, rawStep) = (f.Parts[0], f.Parts[1]);
+            yield return new("fit", Table(["", "whole run, median ms", "sequences/s", "per step, median ms", "per-step sequences/s", "Fit ÷ raw, whole run (rounds)", "Fit ÷ raw, per step"],
+            [
+                ["`Fit`", F(f.A.MedianMs, 0), F(f.ARate, 2), F(fitStep.MedianMs, 1), F(f.Model.Batch / (fitStep.MedianMs * 1e-3), 2),
+                    $"**{F(f.Ratio, 2)}** ({Ratios(f)}; {Verdict(f.Ratio)})", $"**{F(rawStep.MedianMs / fitStep.MedianMs, 2)}**"],
+                ["raw loop", F(f.B.MedianMs, 0), F(f.BRate, 2), F(rawStep.MedianMs, 1), F(f.Model.Batch / (rawStep.MedianMs * 1e-3), 2), "", ""],
+            ]));
+        }
     }
 }

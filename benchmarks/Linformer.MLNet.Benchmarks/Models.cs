@@ -75,18 +75,10 @@ internal sealed class ModelUnderTest(nn.Module module, Func<Tensor, Tensor> forw
             {
                 var options = new LinformerEncoderOptions
                 {
-                    SequenceLength = n,
-                    ModelWidth = profile.Channels,
-                    Heads = profile.Heads,
-                    FeedForwardSize = profile.FeedForward,
-                    ProjectedLength = spec.Kind == ModelKind.Linformer ? spec.ProjectedLength : n,
-                    Sharing = spec.Sharing,
-                    FullAttention = spec.Kind == ModelKind.FullFused,
-                    Depth = 1,
-                    Dropout = 0,
-                    FeedForwardDropout = 0,
-                    Activation = Activation.Gelu,
-                    NormPlacement = NormPlacement.PostNorm,
+                    SequenceLength = n, ModelWidth = profile.Channels, Heads = profile.Heads, FeedForwardSize = profile.FeedForward,
+                    ProjectedLength = spec.Kind == ModelKind.Linformer ? spec.ProjectedLength : n, Sharing = spec.Sharing,
+                    FullAttention = spec.Kind == ModelKind.FullFused, Depth = 1, Dropout = 0, FeedForwardDropout = 0,
+                    Activation = Activation.Gelu, NormPlacement = NormPlacement.PostNorm,
                 };
                 var encoder = new LinformerEncoder(options);
                 if (BenchDevice.IsCuda) encoder.to(BenchDevice.Device);

@@ -44,6 +44,9 @@ internal static partial class PeakMemory
         return Math.Max(0, peak - before);
     }
 
+    /// <summary><c>VmHWM</c>: the process's peak resident memory since the last reset (or start), in bytes.</summary>
+    public static long HighWaterMarkBytes() => ReadStatusBytes("VmHWM");
+
     /// <summary>Memory the kernel reports as available to new allocations (<c>MemAvailable</c>), or null.</summary>
     public static long? AvailableBytes()
         => File.Exists("/proc/meminfo") ? File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal))

@@ -7,8 +7,8 @@ using Linformer.MLNet.Benchmarks;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);   // Fit's memory against the row count (docs/memory.md)
-if (args.Length > 0 && args[0] == "precision") return PrecisionBenchmarks.Run(args[1..]);   // fp32 vs bf16, docs/benchmarks-precision.md
+if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);
+if (args is ["precision", ..]) return PrecisionBenchmarks.Run(args[1..]);
 
 // The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
 IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks()];
@@ -48,7 +48,7 @@ if (list)
     foreach (var id in sections.SelectMany(s => s.CaseIds(profile)).Where(filter.Matches)) Console.WriteLine(id);
     return 0;
 }
-if (updateDocs) page = Path.Combine(RepositoryRoot(), "docs", "benchmarks.md");
+if (updateDocs) page = Markdown.DocsPage("benchmarks.md");
 if (page is not null && !File.Exists(page)) return Usage(Console.Error, 2, $"{Path.GetFullPath(page)} does not exist.");
 if (BenchDevice.Select(device, libtorch) is { } deviceError)
 {
@@ -62,7 +62,6 @@ var run = new BenchmarkRun(profile, filter, Console.Out);
 var clock = Stopwatch.StartNew();
 Console.WriteLine($"{command}: profile {profile.Name}, C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
                   $"N={string.Join(",", profile.SequenceLengths)}; {MachineInfo.Describe()}; load average {MachineInfo.LoadAverage()}");
-Quiet.BudgetSeconds = profile.QuietWaitBudgetSeconds;
 foreach (var section in sections) section.Run(run);
 Console.WriteLine($"done in {clock.Elapsed.TotalMinutes:F1} min; load average {MachineInfo.LoadAverage()}");
 
@@ -94,34 +93,16 @@ foreach (var section in sections) section.WritePlots(run, images);
 Console.WriteLine($"plots:  {images}");
 return status;
 
-static string RepositoryRoot()
-{
-    foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
-        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Linformer.MLNet.sln"))) return dir.FullName;
-    throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; use --page FILE.");
-}
-
 static int Usage(TextWriter w, int code, string? error = null)
 {
     if (error is not null) w.WriteLine(error);
     w.WriteLine("""
         usage: dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke]
                    [--out DIR] [--update-docs | --page FILE] [--device cpu|cuda[:i]] [--libtorch DIR] [--list]
-
-          <filter>  glob patterns over case ids, case-insensitive; a pattern also selects the cases below it:
-                    '*' (everything), matmul, layer/inference, layer/*/linformer-k128-*/4096, profile,
-                    overhead (ML.NET Transform and PredictionEngine), fit (ML.NET training); --list prints the ids
-          --quick   N = 1024, 2048, 4096 and fewer repetitions: a few minutes on 2 cores
-          --smoke   tiny sizes, every code path (tables and plots too), seconds; filter defaults to '*'
-          --out DIR where tables.md (and, without a page, images/) go; default: a new temporary folder
-          --update-docs  replace the tables this run measured in full in docs/benchmarks.md, and its plots in
-                    docs/images/ (full profile only); the text around them is not touched
-          --page FILE    the same for another page (any profile); plots go to images/ beside it
-          --device  cpu (default) or cuda[:i]; exits with 3 and a message when CUDA is not available
-          --libtorch DIR  load libtorch's libraries from DIR (a libtorch download's lib/) before TorchSharp does
-          --list    print the case ids the filter selects and exit
-        A table whose markers (<!-- table:NAME --> ... <!-- /table:NAME -->) the page lacks stops the update with exit code 4.
+               ... -- precision [options]     fp32 against bf16 (docs/benchmarks-precision.md)
+               ... -- streaming-memory [rows...]   Fit's peak memory against the row count (docs/memory.md)
+        <filter> is glob patterns over case ids ('*' for everything; --list prints them). docs/benchmarks.md says
+        what each option does.
         """);
     return code;
 }

@@ -48,7 +48,7 @@ internal sealed record RunProfile
         ProfileLengths = [4096, 16384],
         Layer = new RepetitionPolicy(Warmups: 2, MinRepetitions: 3, MaxRepetitions: 15, SecondsPerCase: 3),
         Parts = new RepetitionPolicy(Warmups: 2, MinRepetitions: 5, MaxRepetitions: 25, SecondsPerCase: 1),
-        MlNet = MlNetSettings.Full,
+        MlNet = new([QuickStart(1024), Floats(512)], 256, 7, QuickStart(1024), 20, 300, QuickStart(1024), 256, 1, 3),
         MaxSecondsPerIteration = 45,
         QuietWaitSeconds = 90,
         QuietWaitBudgetSeconds = 1200,
@@ -62,7 +62,7 @@ internal sealed record RunProfile
         ProfileLengths = [4096],
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 5, SecondsPerCase: 0.8),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 9, SecondsPerCase: 0.3),
-        MlNet = MlNetSettings.Quick,
+        MlNet = new([QuickStart(512), Floats(256)], 128, 3, QuickStart(512), 10, 100, QuickStart(512), 64, 1, 2),
         MaxSecondsPerIteration = 10,
         QuietWaitSeconds = 60,
         QuietWaitBudgetSeconds = 240,
@@ -79,9 +79,39 @@ internal sealed record RunProfile
         ProfileLengths = [64],
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
-        MlNet = MlNetSettings.Smoke,
+        MlNet = new([TinyTokens, new("floats", 32, 0, 2, 16, 8, 2, 1, 32, 4)], 10, 1, TinyTokens, 1, 4, TinyTokens, 10, 1, 1),
         MaxSecondsPerIteration = 5,
     };
 
     public int HeadWidth => Channels / Heads;
+
+    /// <summary>The quick-start model of the README: tokens, width 64, k = 64, 4 heads, depth 2, FF 256, batch 16.</summary>
+    private static MlNetModel QuickStart(int n) => new("tokens", n, 50257, 0, 64, 64, 4, 2, 256, 16);
+
+    /// <summary>A float-input model: 8 channels per position projected to width 64, batch 32.</summary>
+    private static MlNetModel Floats(int n) => new("floats", n, 0, 8, 64, 64, 4, 2, 256, 32);
+
+    private static MlNetModel TinyTokens => new("tokens", 32, 100, 0, 16, 8, 2, 1, 32, 4);
 }
+
+/// <summary>
+/// One model of the ML.NET sections, with the data it reads: token ids (<see cref="Vocabulary"/> &gt; 0, padding id 0)
+/// or float sequences of <see cref="InputChannels"/> channels with a mask column.
+/// </summary>
+internal sealed record MlNetModel(string Name, int SequenceLength, int Vocabulary, int InputChannels, int Width, int ProjectedLength,
+    int Heads, int Depth, int FeedForward, int Batch)
+{
+    public bool Tokens => Vocabulary > 0;
+
+    /// <summary>Short description for tables: input, N, C, k, heads, depth, batch.</summary>
+    public string Describe => (Tokens ? $"token ids (vocabulary {Vocabulary:N0}, padding id 0)" : $"floats, {InputChannels} channels + mask")
+        + $", N = {SequenceLength}, width {Width}, k = {ProjectedLength}, {Heads} heads, depth {Depth}, FF {FeedForward}, batch {Batch}";
+}
+
+/// <summary>
+/// Sizes and repetitions of the ML.NET sections: the models whose <c>Transform</c> is compared with the raw network,
+/// the rows each pass reads and the timed rounds; the <c>PredictionEngine</c> model with its untimed and timed
+/// single-row calls; the model <c>Fit</c> trains (classification head on a Boolean label), its rows, epochs and rounds.
+/// </summary>
+internal sealed record MlNetSettings(MlNetModel[] Transform, int TransformRows, int TransformRounds,
+    MlNetModel Predict, int PredictWarmups, int PredictCalls, MlNetModel Fit, int FitRows, int FitEpochs, int FitRounds);

@@ -47,8 +47,13 @@ internal sealed class BenchmarkRun(RunProfile profile, CaseFilter filter, TextWr
 
     public double? AttainableGflopPerSecond => MatmulRates.Count == 0 ? null : MatmulRates.Max();
 
-    /// <summary>Waits (within the profile's limits) until other processes leave the cores free.</summary>
-    public void WaitForQuiet() => Quiet.WaitForQuiet(Profile.QuietWaitSeconds, Profile.QuietThreshold, Log);
+    private double quietBudgetSeconds = profile.QuietWaitBudgetSeconds;
+
+    /// <summary>
+    /// Waits until other processes leave the cores free: at most the profile's wait per case, and no more once the
+    /// run's waiting budget is spent.
+    /// </summary>
+    public void WaitForQuiet() => quietBudgetSeconds -= Quiet.Wait(Math.Min(Profile.QuietWaitSeconds, quietBudgetSeconds), Profile.QuietThreshold, Log);
 }
 
 /// <summary>Markdown tables, and the page whose marked sections they replace.</summary>
@@ -70,6 +75,15 @@ internal static class Markdown
     public static string Pct(double fraction) => double.IsNaN(fraction) ? "—" : (fraction * 100).ToString("F0", Invariant) + "%";
     public static string Times(double ratio) => double.IsNaN(ratio) ? "—" : ratio.ToString("F1", Invariant) + "×";
     public static string G3(double value) => value.ToString("G3", Invariant);
+
+    /// <summary>The path of a page in the repository's docs/ folder (the repository found above the working or program folder).</summary>
+    public static string DocsPage(string name)
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Linformer.MLNet.sln"))) return Path.Combine(dir.FullName, "docs", name);
+        throw new DirectoryNotFoundException("Cannot find the repository root (Linformer.MLNet.sln) above the current directory; name the page's file instead.");
+    }
 
     private static string Begin(string name) => $"<!-- table:{name} -->\n";
     private static string End(string name) => $"<!-- /table:{name} -->";

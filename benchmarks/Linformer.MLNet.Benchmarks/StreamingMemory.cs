@@ -33,7 +33,7 @@ internal static partial class StreamingMemory
         if (args is ["--child", var count]) return Child(int.Parse(count, CultureInfo.InvariantCulture));
         var sizes = args.Length > 0 ? args.Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray() : [10_000, 200_000];
         Console.WriteLine($"Fit's peak memory against the number of rows: N = {N} tokens, width 8, 1 layer, k = 8, batch 256, 1 epoch, 1 thread, " +
-                          $"ValidationFraction 0.1, default shuffle buffer; each size in its own process ({Environment.ProcessorCount} cores, {RuntimeInformationText()})");
+                          $"ValidationFraction 0.1, default shuffle buffer; each size in its own process; {MachineInfo.Describe()}");
         var peaks = new List<(int Rows, double PeakMiB, double RiseMiB, double Seconds)>();
         foreach (int rows in sizes)
         {
@@ -46,16 +46,15 @@ internal static partial class StreamingMemory
             peaks.Add((rows, Value(1), Value(2), Value(3)));
         }
         Console.WriteLine();
-        Console.WriteLine("| rows | as Int64 ids in memory | peak RSS during Fit | rise above RSS before Fit | Fit time |");
-        Console.WriteLine("| ---: | ---: | ---: | ---: | ---: |");
-        foreach (var p in peaks)
-            Console.WriteLine(FormattableString.Invariant($"| {p.Rows:N0} | {p.Rows * (double)N * sizeof(long) / (1 << 20):F0} MiB | {p.PeakMiB:F0} MiB | {p.RiseMiB:F0} MiB | {p.Seconds:F0} s |"));
+        Console.Write(Markdown.Table(["rows", "as Int64 ids in memory", "peak RSS during Fit", "rise above RSS before Fit", "Fit time"], peaks.Select(p => new[]
+        {
+            p.Rows.ToString("N0", CultureInfo.InvariantCulture), $"{Markdown.F(p.Rows * (double)N * sizeof(long) / (1 << 20), 0)} MiB",
+            $"{Markdown.F(p.PeakMiB, 0)} MiB", $"{Markdown.F(p.RiseMiB, 0)} MiB", $"{Markdown.F(p.Seconds, 0)} s",
+        })));
         if (peaks.Count > 1)
             Console.WriteLine(FormattableString.Invariant($"peak RSS, {peaks[^1].Rows:N0} rows ÷ {peaks[0].Rows:N0} rows: {peaks[^1].PeakMiB / peaks[0].PeakMiB:F3}"));
         return 0;
     }
-
-    private static string RuntimeInformationText() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 
     [GeneratedRegex(@"^result: peak ([\d.]+) MiB, rise ([\d.]+) MiB, ([\d.]+) s$", RegexOptions.Multiline)]
     private static partial Regex ResultLine();
@@ -83,13 +82,6 @@ internal static partial class StreamingMemory
         }
     }
 
-    /// <summary>VmHWM, the process's peak resident memory since the last reset, in bytes.</summary>
-    private static long HighWaterMark()
-    {
-        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-    }
-
     private static int Child(int rows)
     {
         // One intra-op thread: the model is tiny, and on a busy machine libtorch's thread pool only adds contention.
@@ -106,7 +98,7 @@ internal static partial class StreamingMemory
         LinformerTransformer? model = null;
         long? rise = PeakMemory.Measure(() => model = ml.Transforms.Linformer(options).Fit(data));
         watch.Stop();
-        long peak = rise is null ? 0 : HighWaterMark();   // PeakMemory.Measure reset it before Fit
+        long peak = rise is null ? 0 : PeakMemory.HighWaterMarkBytes();   // PeakMemory.Measure reset it before Fit
         model!.Dispose();
         if (rise is null) { Console.Error.WriteLine("peak memory is measured on Linux only (/proc/self/status)."); return 2; }
         Console.WriteLine(FormattableString.Invariant($"{rows:N0} rows: peak RSS during Fit {peak / 1048576.0:F1} MiB ({rise.Value / 1048576.0:F1} MiB above the RSS before), {watch.Elapsed.TotalSeconds:F1} s"));
