@@ -41,32 +41,26 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
 {
     internal const string LoaderSignature = "LinformerTransformer";
     private const string WeightsEntry = "LinformerWeights";
-    private static readonly ModelVersionInfo Version = new(
+    // Written: 1.1 settings JSON + network state dict; 1.2 + SHA-256 of the state dict; 1.3 + SHA-256 of the settings,
+    // the head's columns; 1.4 variable-length input, reserved special tokens. Every model is written as 1.4 and stamped
+    // with the oldest reader that reads it correctly.
+    private static ModelVersionInfo VersionReadableBy(uint versionReadable) => new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010004,   // 1.1: settings JSON + network state dict; 1.2: + SHA-256 of the state dict; 1.3: + SHA-256 of the settings, the head's columns; 1.4: variable-length input, reserved special tokens
-        versionReadable: 0x00010001,  // a 1.1 reader reads 1.2 and 1.3 models without head columns (it ignores the trailing hashes)
+        versionWritten: 0x00010004,
+        versionReadable: versionReadable,
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
         loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
 
+    // A 1.1 reader reads models without head columns or input layout (it ignores the trailing hashes).
+    private static readonly ModelVersionInfo Version = VersionReadableBy(0x00010001);
+
     // A model with head columns needs a 1.3 reader: an older one would silently drop Probability and PredictedLabel.
-    private static readonly ModelVersionInfo VersionWithHead = new(
-        modelSignature: "LINFORMR",
-        versionWritten: 0x00010004,
-        versionReadable: 0x00010003,
-        versionWeCanReadBack: 0x00010001,
-        loaderSignature: LoaderSignature,
-        loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
+    private static readonly ModelVersionInfo VersionWithHead = VersionReadableBy(0x00010003);
 
     // A model that reads variable-length rows or reserves special tokens needs a 1.4 reader: an older one would ignore
     // those settings and refuse variable-length columns, or read the last embedding rows as ordinary tokens.
-    private static readonly ModelVersionInfo VersionWithInputLayout = new(
-        modelSignature: "LINFORMR",
-        versionWritten: 0x00010004,
-        versionReadable: 0x00010004,
-        versionWeCanReadBack: 0x00010001,
-        loaderSignature: LoaderSignature,
-        loaderAssemblyName: typeof(LinformerTransformer).Assembly.GetName().Name!);
+    private static readonly ModelVersionInfo VersionWithInputLayout = VersionReadableBy(0x00010004);
 
     private readonly IHostEnvironment env;
     private readonly LinformerNetwork network;
