@@ -21,7 +21,7 @@ internal sealed record LayerResult(Mode Mode, ModelSpec Model, int SequenceLengt
 /// <summary>The fp32 matmul that gives attainable FLOP/s, timed at the start and at the end of the run.</summary>
 internal sealed record MatmulResult(string When, int Size, Timing Timing)
 {
-    public double GflopPerSecond => 2.0 * Size * Size * (double)Size / (Timing.MedianMs * 1e-3) / 1e9;
+    public double GflopPerSecond => Flops.GflopPerSecond(Flops.Matmul(Size), Timing.MedianMs);
 }
 
 /// <summary>
@@ -86,19 +86,19 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         run.Log.WriteLine($"matmul/{s} ({when}): {timing.MedianMs:F2} ms = {result.GflopPerSecond:F1} GFLOP/s");
     }
 
-    private static Timing TimeMatmul(int s, RepetitionPolicy policy)
+    /// <summary>Times an s × s by s × s matmul of <paramref name="type"/> (the precision section times bf16 too).</summary>
+    internal static Timing TimeMatmul(int s, RepetitionPolicy policy, ScalarType type = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(1);
-        var a = randn(s, s, device: BenchDevice.Device);
-        var b = randn(s, s, device: BenchDevice.Device);
-        return Harness.Time(() => { using var t = NewDisposeScope(); mm(a, b); BenchDevice.Synchronize(); }, policy);
+        var a = randn(s, s, device: BenchDevice.Device).to_type(type);
+        var b = randn(s, s, device: BenchDevice.Device).to_type(type);
+        return Harness.Time(() => mm(a, b).Dispose(), policy);
     }
 
     /// <summary>A short fp32 1024³ matmul (median of 5): how fast the machine is right now.</summary>
-    private static double CalibrationGflopPerSecond()
-        => 2.0 * 1024 * 1024 * 1024 / (TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs * 1e-3) / 1e9;
+    private static double CalibrationGflopPerSecond() => Flops.GflopPerSecond(Flops.Matmul(1024), TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs);
 
     /// <summary>
     /// Measures every given (model, mode) at one N in turns (<see cref="Harness.RunInterleaved"/>): each model is built
@@ -142,22 +142,17 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         }
     }
 
-    private static InterleavedCase NewCase(ModelUnderTest model, Tensor x, Mode mode, RunProfile profile)
-        => mode == Mode.Inference
-            ? new InterleavedCase(() =>
-                {
-                    using var scope = NewDisposeScope();
-                    using var noGrad = no_grad();
-                    model.Forward(x);
-                    BenchDevice.Synchronize();
-                }, () => model.Train(false), profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda)
-            : new InterleavedCase(() =>
-                {
-                    using var scope = NewDisposeScope();
-                    var y = model.Forward(x);                                        // (B, N, C)
-                    y.square().mean().backward();
-                    BenchDevice.Synchronize();
-                }, () => { model.Train(true); model.ZeroGrad(); }, profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda);
+    private static InterleavedCase NewCase(ModelUnderTest model, Tensor x, Mode mode, RunProfile profile) => new(() =>
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = mode == Mode.Inference ? no_grad() : null;
+            var y = model.Forward(x);                                                // (B, N, C)
+            if (mode == Mode.Training) y.square().mean().backward();
+        }, () =>
+        {
+            model.Train(mode == Mode.Training);
+            if (mode == Mode.Training) model.ZeroGrad();
+        }, profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda);
 
     /// <summary>
     /// Skips a case whose predicted time per iteration or memory is prohibitive. The prediction scales the same
