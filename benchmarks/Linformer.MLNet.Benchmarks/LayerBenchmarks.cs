@@ -55,22 +55,7 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         if (!PeakMemory.IsSupported) run.Log.WriteLine("peak memory: not supported on this system (needs Linux /proc); memory stays empty");
         RunMatmul("start", run);
         long available = PeakMemory.AvailableBytes() ?? long.MaxValue;
-        foreach (int n in run.Profile.SequenceLengths)
-        {
-            var toRun = new List<(ModelSpec Model, Mode Mode)>();
-            foreach (var model in Models)
-                foreach (var mode in new[] { Mode.Inference, Mode.Training })
-                {
-                    if (!run.Filter.Matches(LayerResult.CaseId(mode, model, n))) continue;
-                    if (SkipReason(run.Profile, mode, model, n, available) is { } reason)
-                    {
-                        Layers.Add(new LayerResult(mode, model, n, null, null, null, reason));
-                        run.Log.WriteLine($"{LayerResult.CaseId(mode, model, n)}: skipped, {reason}");
-                    }
-                    else toRun.Add((model, mode));
-                }
-            MeasureAtLength(n, toRun, run);
-        }
+        foreach (int n in run.Profile.SequenceLengths) MeasureAtLength(n, available, run);
         RunMatmul("end", run);
     }
 
@@ -101,11 +86,22 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
     private static double CalibrationGflopPerSecond() => Flops.GflopPerSecond(Flops.Matmul(1024), TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs);
 
     /// <summary>
-    /// Measures every given (model, mode) at one N in turns (<see cref="Harness.RunInterleaved"/>): each model is built
-    /// once and serves both modes; a short matmul before and after shows how fast the machine was meanwhile.
+    /// Measures every selected (model, mode) at one N that is not skipped in turns (<see cref="Harness.RunInterleaved"/>):
+    /// each model is built once and serves both modes; a short matmul before and after shows how fast the machine was meanwhile.
     /// </summary>
-    private void MeasureAtLength(int n, List<(ModelSpec Model, Mode Mode)> cases, BenchmarkRun run)
+    private void MeasureAtLength(int n, long available, BenchmarkRun run)
     {
+        var cases = new List<(ModelSpec Model, Mode Mode)>();
+        foreach (var model in Models)
+            foreach (var mode in new[] { Mode.Inference, Mode.Training }.Where(mode => run.Filter.Matches(LayerResult.CaseId(mode, model, n))))
+            {
+                if (SkipReason(run.Profile, mode, model, n, available) is not { } reason) cases.Add((model, mode));
+                else
+                {
+                    Layers.Add(new LayerResult(mode, model, n, null, null, null, reason));
+                    run.Log.WriteLine($"{LayerResult.CaseId(mode, model, n)}: skipped, {reason}");
+                }
+            }
         if (cases.Count == 0) return;
         var profile = run.Profile;
         var built = new Dictionary<ModelSpec, ModelUnderTest>();

@@ -96,7 +96,7 @@ internal sealed class InterleavedCase(Action iteration, Action? beforeEach, Repe
 /// <summary>The measurement loops: a plain Stopwatch harness, single-threaded on the .NET side (libtorch uses its own intra-op threads).</summary>
 internal static class Harness
 {
-    /// <summary>Rounds the timed repetitions of a group of cases are split into.</summary>
+    /// <summary>Rounds the timed repetitions of a group of cases are split into, unless a caller gives its own.</summary>
     public const int Rounds = 3;
 
     /// <summary>
@@ -129,7 +129,7 @@ internal static class Harness
             }
     }
 
-    /// <summary>Times a single operation without the memory probe (the matmul reference, the profile's parts).</summary>
+    /// <summary>Times a single operation without the memory probe (the matmul reference and checks).</summary>
     public static Timing Time(Action iteration, RepetitionPolicy policy)
     {
         var c = new InterleavedCase(iteration, null, policy, 1, measureMemory: false);
