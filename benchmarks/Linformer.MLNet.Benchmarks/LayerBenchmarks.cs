@@ -86,8 +86,9 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
     private static double CalibrationGflopPerSecond() => Flops.GflopPerSecond(Flops.Matmul(1024), TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs);
 
     /// <summary>
-    /// Measures every selected (model, mode) at one N that is not skipped in turns (<see cref="Harness.RunInterleaved"/>):
-    /// each model is built once and serves both modes; a short matmul before and after shows how fast the machine was meanwhile.
+    /// Measures the selected (model, mode) cases at one N in turns (<see cref="Harness.RunInterleaved"/>), after recording
+    /// those skipped with their reason: each model is built once and serves both modes; a short matmul before and after
+    /// shows how fast the machine was meanwhile.
     /// </summary>
     private void MeasureAtLength(int n, long available, BenchmarkRun run)
     {
