@@ -4,6 +4,7 @@ using Linformer.MLNet.Modules;
 using Linformer.MLNet.Onnx;
 using Linformer.MLNet.Tests.Hardening;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using TorchSharp;
