@@ -81,10 +81,10 @@ public static class OnnxEncoderCheck
     {
         var shape = session.InputMetadata["input"].Dimensions;   // (batch, N) ids or (batch, N, channels) floats
         int n = shape[1];
-        var type = input.Schema[column].Type.GetItemType();
-        var rows = type == NumberDataViewType.Single
-            ? input.GetColumn<float[]>(column).Select(v => (Ids: (long[]?)null, Values: v)).ToList()
-            : input.GetColumn<int[]>(column).Select(v => (Ids: v.Select(t => (long)t).ToArray(), Values: (float[]?)null)).ToList();
+        var type = input.Schema[column].Type is VectorDataViewType vector ? vector.ItemType : input.Schema[column].Type;
+        List<(long[]? Ids, float[]? Values)> rows = type == NumberDataViewType.Single
+            ? input.GetColumn<float[]>(column).Select(v => ((long[]?)null, (float[]?)v)).ToList()
+            : input.GetColumn<int[]>(column).Select(v => ((long[]?)v.Select(t => (long)t).ToArray(), (float[]?)null)).ToList();
         var output = new List<float[]>();
         for (int start = 0; start < rows.Count; start += BatchSize)
         {
