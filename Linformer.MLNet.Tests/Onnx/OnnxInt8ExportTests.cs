@@ -104,6 +104,76 @@ public sealed class OnnxInt8ExportTests
         finally { File.Delete(optimised); }
     }
 
+    /// <summary>
+    /// The int8 products are exact integer arithmetic: the input map of a float model, fed values on the uint8 grid
+    /// (k/64, k = −128 … 127, so DynamicQuantizeLinear is exact) and with weights spread over the whole int8 range,
+    /// gives Σ (x − zero point) · w times the two scales, as computed here. On a CPU without VNNI this is what the 7-bit
+    /// weights buy: with ±127, VPMADDUBSW saturates pairs of products and ONNX Runtime's products come out wrong.
+    /// </summary>
+    [TestMethod]
+    public void Int8ProductsAreExactIntegerArithmetic()
+    {
+        const int n = 16, channels = 64, batch = 3;
+        var options = new LinformerEncoderOptions
+        {
+            SequenceLength = n, ModelWidth = 32, ProjectedLength = 4, Heads = 2, FeedForwardSize = 16,
+            PositionEmbedding = PositionEmbedding.Sinusoidal, Dropout = 0, FeedForwardDropout = 0,
+        };
+        torch.manual_seed(5);
+        using var network = new LinformerNetwork(new NetworkSpec { Encoder = options, InputChannels = channels });
+        network.eval();
+        using (var noGrad = no_grad())
+        using (var scope = NewDisposeScope())
+            network.InputProjection!.weight!.copy_(rand(32, channels) * 2 - 1);   // uniform: many weights near the column's maximum
+        var model = LinformerOnnxExporter.Export(network, LinformerOutputKind.MeanPooled, HeadOutput.None, quantization: LinformerOnnxQuantization.Int8);
+
+        // The input map's rescaled product becomes a graph output.
+        var graph = model.Graph;
+        var product = graph.Node.First(node => node.OpType == "MatMulInteger");
+        Assert.AreEqual(LinformerOnnxExporter.InputName, graph.Node.Single(node => node.Output.Contains(product.Input[0])).Input[0], "the first int8 product is not the input map's");
+        var cast = graph.Node.Single(node => node.OpType == "Cast" && node.Input[0] == product.Output[0]);
+        var rescaled = graph.Node.Single(node => node.OpType == "Mul" && node.Input.Contains(cast.Output[0]));
+        graph.Output.Add(new global::Onnx.ValueInfoProto
+        {
+            Name = rescaled.Output[0],
+            Type = new global::Onnx.TypeProto { TensorType = new global::Onnx.TypeProto.Types.Tensor { ElemType = (int)global::Onnx.TensorProto.Types.DataType.Float } },
+        });
+        var initializers = graph.Initializer.ToDictionary(i => i.Name);
+        var weights = initializers[product.Input[1]].RawData.Select(b => (int)(sbyte)b).ToArray();                // (channels, 32)
+        string scaleProduct = rescaled.Input.Single(i => i != cast.Output[0]);                                    // input scale · weight scales
+        var weightScales = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(
+            initializers[graph.Node.Single(node => node.Output.Contains(scaleProduct)).Input[1]].RawData.ToByteArray()).ToArray();
+
+        var random = new Random(3);
+        var grid = Enumerable.Range(0, batch * n * channels).Select(_ => random.Next(-128, 128)).ToArray();
+        grid[0] = -128; grid[1] = 127;                                                                            // min and max: scale 1/64, zero point 128
+        var values = grid.Select(k => k / 64f).ToArray();
+        using var stream = new MemoryStream();
+        LinformerOnnxExporter.Write(model, stream);
+        using var session = new InferenceSession(stream.ToArray(), OnnxExportParityTests.AllOptimizations());
+        using var results = session.Run(new[]
+        {
+            NamedOnnxValue.CreateFromTensor(LinformerOnnxExporter.InputName, new DenseTensor<float>(values, new[] { batch, n, channels })),
+            NamedOnnxValue.CreateFromTensor(LinformerOnnxExporter.MaskName, new DenseTensor<bool>(Enumerable.Repeat(true, batch * n).ToArray(), new[] { batch, n })),
+        });
+        var actual = results.Single(r => r.Name == rescaled.Output[0]).AsTensor<float>().ToArray();
+
+        int width = weightScales.Length, wrong = 0;
+        double worst = 0;
+        for (int row = 0; row < batch * n; row++)
+            for (int c = 0; c < width; c++)
+            {
+                long sum = 0;
+                for (int i = 0; i < channels; i++) sum += (long)grid[row * channels + i] * weights[i * width + c];   // (q − 128) · w
+                float expected = sum * ((1f / 64) * weightScales[c]);
+                double difference = Math.Abs(actual[row * width + c] - expected);
+                if (difference > 1e-5 * Math.Max(1, Math.Abs(expected))) wrong++;
+                worst = Math.Max(worst, difference);
+            }
+        TestContext.WriteLine($"input map: {batch * n * width} int8 products, {wrong} not exact, max difference {worst:E2}");
+        Assert.AreEqual(0, wrong, $"{wrong} of {batch * n * width} int8 products differ from exact integer arithmetic (max difference {worst:E2})");
+    }
+
     [TestMethod]
     public void ExportToOnnxInt8OfAFittedTransformerGivesItsColumnsWithinTheBound()
     {
