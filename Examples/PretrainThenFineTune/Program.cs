@@ -6,7 +6,7 @@
 //
 //   dotnet run --project Examples/PretrainThenFineTune [-- --quick] [--pretrain-epochs <n>] [--output <folder>]
 //
-// --quick: 100 unlabelled mails, 50 training and 25 test mails per class, 1 + 2 epochs (a smoke test);
+// --quick: 100 unlabelled mails, 100 training and 25 test mails per class, 1 + 3 epochs (a smoke test);
 // --pretrain-epochs: passes over the pre-training mails (default 2); --output: where pretrained-encoder.zip is
 // written (default: next to the program).
 using System.Diagnostics;
@@ -18,13 +18,13 @@ using Microsoft.ML.Transforms.Text;
 
 var arguments = new ExampleArgs(args);
 bool quick = arguments.Has("--quick");
-int supervisedEpochs = quick ? 2 : 4;
+int supervisedEpochs = quick ? 3 : 4;
 int pretrainEpochs = arguments.Int("--pretrain-epochs", quick ? 1 : 2);
 string outputFolder = arguments.Value("--output") ?? AppContext.BaseDirectory;
 
 var ml = new MLContext(seed: 1);
 var spam = ExampleData.Folder("spam");
-var trainMails = SpamMail.Load(Path.Combine(spam, "train.tsv"), quick ? 50 : int.MaxValue);
+var trainMails = SpamMail.Load(Path.Combine(spam, "train.tsv"), quick ? 100 : int.MaxValue);
 var testMails = SpamMail.Load(Path.Combine(spam, "test.tsv"), quick ? 25 : int.MaxValue);
 var unlabelledTexts = File.ReadLines(Path.Combine(spam, "unlabelled.tsv")).Skip(1).Take(quick ? 100 : int.MaxValue).ToList();
 
@@ -74,8 +74,12 @@ pretraining.ValidationFraction = 0.05;   // reports masked-token accuracy on hel
 var watch = Stopwatch.StartNew();
 Directory.CreateDirectory(outputFolder);
 string pretrainedPath = Path.GetFullPath(Path.Combine(outputFolder, "pretrained-encoder.zip"));
+float[][] pretrainedFeatures;
 using (var pretrainedModel = ml.Transforms.Linformer(pretraining).Fit(unlabelled))
+{
     ml.Model.Save(pretrainedModel, unlabelled.Schema, pretrainedPath);
+    pretrainedFeatures = Features(pretrainedModel);
+}
 ((IDisposable)pretraining.Progress!).Dispose();
 var pretrainTime = watch.Elapsed;
 Console.WriteLine($"pre-trained on {pretrainTexts.Count} mails for {pretrainEpochs} epoch(s) in {pretrainTime.TotalSeconds:F0} s; saved: {pretrainedPath}");
@@ -85,6 +89,9 @@ Console.WriteLine();
 Console.WriteLine("== fine-tuning the pretrained encoder ==");
 watch.Restart();
 using var loaded = (LinformerTransformer)ml.Model.Load(pretrainedPath, out _);
+var reloadedFeatures = Features(loaded);
+double maxDifference = pretrainedFeatures.Zip(reloadedFeatures, (a, b) => a.Zip(b, (x, y) => (double)Math.Abs(x - y)).Max()).Max();
+Console.WriteLine($"loaded the saved encoder: max |feature difference| on {reloadedFeatures.Length} test mails = {maxDifference:E2}");
 var fineTuned = Train("fine-tuned", loaded);
 var fineTuneTime = watch.Elapsed;
 
@@ -129,6 +136,9 @@ BinaryClassificationMetrics Train(string name, LinformerTransformer? initial)
     Console.WriteLine($"{name}: accuracy {metrics.Accuracy:F3}, AUC {metrics.AreaUnderRocCurve:F3}, F1 {metrics.F1Score:F3} on {testMails.Count} test mails");
     return metrics;
 }
+
+// The pooled encodings of the test mails.
+float[][] Features(ITransformer model) => model.Transform(test).GetColumn<float[]>("Features").ToArray();
 
 static void Print(string name, BinaryClassificationMetrics m, TimeSpan time)
     => Console.WriteLine($"{name,-40} {m.Accuracy,9:F3} {m.AreaUnderRocCurve,7:F3} {m.F1Score,7:F3} {time.TotalSeconds,7:F1}s");
