@@ -14,7 +14,7 @@ internal abstract class MaskedObjective(double probability, Generator generator)
     protected Generator Generator { get; } = generator;
 
     /// <summary>(B, n) boolean: the positions to corrupt and predict.</summary>
-    protected Tensor SelectPositions(Tensor input, Tensor? mask)
+    protected internal Tensor SelectPositions(Tensor input, Tensor? mask)
     {
         long b = input.shape[0], n = input.shape[1];
         var real = mask ?? ones(b, n, dtype: @bool, device: input.device);

