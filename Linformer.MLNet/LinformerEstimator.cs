@@ -23,7 +23,7 @@ namespace Linformer.MLNet;
 /// ### Input and output columns
 /// | Column | Type | Meaning |
 /// | -- | -- | -- |
-/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`) | the sequence |
+/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`); or `Text`, with `SequenceLength`, tokenised by `Tokenizer` | the sequence |
 /// | mask (optional) | `Vector<Boolean, N>` (`VarVector<Boolean>` beside a variable-length input) | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
