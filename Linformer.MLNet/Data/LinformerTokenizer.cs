@@ -18,7 +18,7 @@ namespace Linformer.MLNet;
 /// <remarks>
 /// The ids are those of <c>Tokenizer.EncodeToIds(text)</c> of <c>Microsoft.ML.Tokenizers</c> 2.0.1, unchanged
 /// (<see cref="EncodeToIds(string)"/> returns them); the reserved padding, unknown and mask ids follow the vocabulary
-/// (docs/token-ids.md). A tokenizer may be used by several threads at once.
+/// (docs/token-ids.md).
 /// </remarks>
 public sealed class LinformerTokenizer
 {
