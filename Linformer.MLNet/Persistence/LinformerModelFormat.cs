@@ -76,6 +76,9 @@ internal static class LinformerModelFormat
         Require(Enum.IsDefined(input.Truncation), $"the truncation rule ({input.Truncation}) is unknown");
         Require(input.IsTokens || !network.SpecialTokens, "special tokens apply to token input only");
         Require(input.VariableLength || input.Truncation == LinformerTruncation.KeepStart, "a truncation rule applies to variable-length input only");
+        // Format 1.5: a Text column, read as variable-length ids of the tokenizer in the model's own entry.
+        Require(input.Kind != SequenceItemKind.Text || (input.VariableLength && input.MaskColumn is null && input.KeyCount is null),
+            "a Text input column is read as variable-length tokens without a mask column or key count");
         if (input.IsTokens)
         {
             Require(network.InputChannels == 0 && input.Channels == 0, $"token input has no channels (stored: {network.InputChannels}, {input.Channels})");
