@@ -41,9 +41,7 @@ try
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  {(p.PredictedLabel ? "spam" : "ham "),-4} p = {p.Probability:0.000} (is {(mail.Label ? "spam" : "ham")}): {mail.Text[..Math.Min(60, mail.Text.Length)]}"));
     }
-    var natives = Process.GetCurrentProcess().Modules.Cast<ProcessModule>().Select(m => m.ModuleName)
-        .Where(m => m.Contains("torch", StringComparison.OrdinalIgnoreCase) || m.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase)).Distinct().ToList();
-    Console.WriteLine("native libraries loaded: " + string.Join(", ", natives));
+    Console.WriteLine(NativeLibraries());
     return 0;
 }
 catch (Exception ex)
@@ -69,8 +67,14 @@ static int PrintHex(string modelPath, string dataPath, string columns)
                 string.Join(" ", values[row].Select(f => BitConverter.SingleToInt32Bits(f).ToString("X8", CultureInfo.InvariantCulture))));
     }
     (model as IDisposable)?.Dispose();
+    Console.WriteLine(NativeLibraries());
     return 0;
 }
+
+// The torch and ONNX Runtime native libraries this process has loaded (Process.Modules lists the mapped files).
+static string NativeLibraries() => "native libraries loaded: " + string.Join(", ", Process.GetCurrentProcess().Modules.Cast<ProcessModule>()
+    .Select(m => m.ModuleName).Where(m => m.Contains("torch", StringComparison.OrdinalIgnoreCase) || m.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase))
+    .Distinct().Order(StringComparer.Ordinal));
 
 internal sealed class Prediction
 {
