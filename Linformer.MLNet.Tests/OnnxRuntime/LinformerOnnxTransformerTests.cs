@@ -313,8 +313,9 @@ public sealed class LinformerOnnxTransformerTests
     internal static void AssertNoLibTorch(string folder)
     {
         var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
-        var libtorch = files.Where(f => f!.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("torch_cpu", StringComparison.OrdinalIgnoreCase)
-            || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase) || f.StartsWith("c10.", StringComparison.OrdinalIgnoreCase)).ToList();
+        // libtorch.so, libtorch_cpu.so, libc10.so, torch_cpu.dll, c10.dll, ...; not TorchSharp's bridge (LibTorchSharp).
+        var libtorch = files.Where(f => !f!.Contains("TorchSharp", StringComparison.Ordinal)
+            && (f.Contains("torch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase))).ToList();
         Assert.IsEmpty(libtorch, $"libtorch files in {folder}: {string.Join(", ", libtorch)}");
         var deps = Directory.GetFiles(folder, "*.deps.json").Single();
         var text = File.ReadAllText(deps);
