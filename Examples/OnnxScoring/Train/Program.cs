@@ -32,7 +32,7 @@ var pipeline = ml.Transforms.Text.TokenizeIntoWords("Words", nameof(SpamMail.Tex
     {
         InputColumnName = "Tokens", OutputColumnName = "Features", LabelColumnName = nameof(SpamMail.Label),
         SequenceLength = Encoding.N, ModelWidth = 32, ProjectedLength = 16, Heads = 4, Depth = 1, FeedForwardSize = 64,
-        Epochs = quick ? 2 : 4, BatchSize = 16, LearningRate = 1e-3,
+        Epochs = quick ? 2 : 4, BatchSize = 16, LearningRate = 1e-3, Progress = new EpochLine(),
     }))
     .Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression(nameof(SpamMail.Label), "Features"));
 var clock = Stopwatch.StartNew();
@@ -101,6 +101,16 @@ double RowsPerSecond(Func<IDataView> encode, string column)
 }
 
 static double MaxAbs(IEnumerable<float> a, IEnumerable<float> b) => a.Zip(b, (x, y) => Math.Abs((double)x - y)).Max();
+
+/// <summary>Prints one line per finished epoch.</summary>
+internal sealed class EpochLine : IProgress<LinformerTrainingProgress>
+{
+    public void Report(LinformerTrainingProgress value)
+    {
+        if (value.IsEpochEnd)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"epoch {value.Epoch}/{value.Epochs}: loss {value.TrainingLoss:0.000}, {value.RowsPerSecond:0} rows/s"));
+    }
+}
 
 internal static class Encoding
 {
