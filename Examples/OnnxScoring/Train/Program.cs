@@ -34,6 +34,7 @@ var pipeline = ml.Transforms.Text.TokenizeIntoWords("Words", nameof(SpamMail.Tex
         SequenceLength = Encoding.N, ModelWidth = 32, ProjectedLength = 16, Heads = 4, Depth = 1, FeedForwardSize = 64,
         Epochs = quick ? 2 : 4, BatchSize = 16, LearningRate = 1e-3, Progress = new EpochLine(),
     }))
+    .AppendCacheCheckpoint(ml)   // SDCA passes over the encodings several times: encode once
     .Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression(nameof(SpamMail.Label), "Features"));
 var clock = Stopwatch.StartNew();
 var torchModel = pipeline.Fit(train);
