@@ -24,7 +24,7 @@ internal enum HeadOutput
 /// network's lifetime: <see cref="Dispose"/> waits for batches in flight, then frees the weights; a later
 /// <see cref="Encode"/> throws <see cref="ObjectDisposedException"/> instead of touching freed native memory.
 /// </summary>
-internal sealed class BatchEncoder : IDisposable
+internal sealed class BatchEncoder : ISequenceEncoder, IDisposable
 {
     private readonly Type owner;
     private readonly LinformerNetwork network;

@@ -8,7 +8,7 @@ namespace Linformer.MLNet.Data;
 /// (<see cref="Head"/>), or for models saved before format 1.3 the one score column <see cref="LegacyScoreColumn"/>
 /// (class probabilities or the regression value).
 /// </summary>
-internal sealed record OutputBinding(string FeaturesColumn, HeadColumns? Head, string? LegacyScoreColumn, BatchEncoder Encoder, InputBinding Input,
+internal sealed record OutputBinding(string FeaturesColumn, HeadColumns? Head, string? LegacyScoreColumn, ISequenceEncoder Encoder, InputBinding Input,
     int Vocabulary, int? PaddingTokenId, int BatchSize)
 {
     private enum Value { Features, LegacyScore, Score, Probability, PredictedLabel }
