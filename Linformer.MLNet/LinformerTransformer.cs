@@ -42,11 +42,11 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     internal const string LoaderSignature = "LinformerTransformer";
     private const string WeightsEntry = "LinformerWeights";
     // Written: 1.1 settings JSON + network state dict; 1.2 + SHA-256 of the state dict; 1.3 + SHA-256 of the settings,
-    // the head's columns; 1.4 variable-length input, reserved special tokens. Every model is written as 1.4 and stamped
-    // with the oldest reader that reads it correctly.
+    // the head's columns; 1.4 variable-length input, reserved special tokens; 1.5 long inputs as windows. Every model is
+    // written as 1.5 and stamped with the oldest reader that reads it correctly.
     private static ModelVersionInfo VersionReadableBy(uint versionReadable) => new(
         modelSignature: "LINFORMR",
-        versionWritten: 0x00010004,
+        versionWritten: 0x00010005,
         versionReadable: versionReadable,
         versionWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
@@ -61,6 +61,10 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     // A model that reads variable-length rows or reserves special tokens needs a 1.4 reader: an older one would ignore
     // those settings and refuse variable-length columns, or read the last embedding rows as ordinary tokens.
     private static readonly ModelVersionInfo VersionWithInputLayout = VersionReadableBy(0x00010004);
+
+    // Format 1.5, long inputs as windows: a model that encodes long rows as windows (LongInputs = Windows) needs a 1.5
+    // reader; an older one would ignore the setting and cut the rows instead.
+    private static readonly ModelVersionInfo VersionWithWindows = VersionReadableBy(0x00010005);
 
     private readonly IHostEnvironment env;
     private readonly LinformerNetwork network;
@@ -191,7 +195,8 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
         var hash = SHA256.HashData(weights);
 
         ModelContextBridge.CheckAtModel(ctx);
-        ModelContextBridge.SetVersionInfo(ctx, settings.Binding.VariableLength || network.Spec.SpecialTokens ? VersionWithInputLayout
+        ModelContextBridge.SetVersionInfo(ctx, settings.Binding.LongInputs == LinformerLongInputs.Windows ? VersionWithWindows
+            : settings.Binding.VariableLength || network.Spec.SpecialTokens ? VersionWithInputLayout
             : settings.Head is null ? Version : VersionWithHead);
         ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
         ModelContextBridge.SaveBinaryStream(ctx, WeightsEntry, writer =>
@@ -210,6 +215,8 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
         uint format = ModelContextBridge.CheckAtModel(ctx, Version);
         var settingsJson = ModelContextBridge.LoadNonEmptyString(ctx);
         var (spec, settings) = LinformerModelFormat.Deserialize(settingsJson);
+        if (format < 0x00010005 && settings.Binding.LongInputs != LinformerLongInputs.Truncate)
+            throw new InvalidDataException($"The Linformer model's settings are invalid: LongInputs ({settings.Binding.LongInputs}) needs format 1.5, the model was written in {ModelVersionInfo.Format(format)}.");
         LinformerNetwork? network = null;
         try
         {

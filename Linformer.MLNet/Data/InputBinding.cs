@@ -11,12 +11,15 @@ internal enum SequenceItemKind { Single, Int32, Int64, Key }
 /// The checked binding of a model's input columns to a schema: the sequence column (a vector of Single, Int32, Int64
 /// or Key&lt;UInt32&gt;, of known size or, with <paramref name="VariableLength"/>, of any length per row) and the
 /// optional mask column (<c>Vector&lt;Boolean, N&gt;</c>, or <c>VarVector&lt;Boolean&gt;</c> beside a
-/// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>.
+/// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>;
+/// with <paramref name="LongInputs"/> = <see cref="LinformerLongInputs.Windows"/> the transform encodes a longer row as
+/// windows of N instead (training still reads the cut row).
 /// Errors use ML.NET's wording: <c>Schema mismatch for input column 'X': expected ..., got ...</c>.
 /// </summary>
 internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool VariableLength = false,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerTruncation Truncation = LinformerTruncation.KeepStart)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerTruncation Truncation = LinformerTruncation.KeepStart,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerLongInputs LongInputs = LinformerLongInputs.Truncate)
 {
     /// <summary>Number of values per row: N·I for floats, N for tokens.</summary>
     public int ValuesPerRow => Kind == SequenceItemKind.Single ? SequenceLength * Channels : SequenceLength;
@@ -29,7 +32,7 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
     /// <paramref name="channels"/> values (1 when 0).
     /// </summary>
     public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels,
-        LinformerTruncation truncation = LinformerTruncation.KeepStart)
+        LinformerTruncation truncation = LinformerTruncation.KeepStart, LinformerLongInputs longInputs = LinformerLongInputs.Truncate)
     {
         var col = Find(schema, column);
         if (col.Type is not VectorDataViewType vector)
@@ -49,6 +52,8 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
             throw Mismatch(column, $"Vector<Single, N·channels> or Vector<Int32|Int64|Key<UInt32>, N> (known size or variable)", col.Type);
         if (!Enum.IsDefined(truncation))
             throw new ArgumentOutOfRangeException("Truncation", truncation, $"Truncation ({truncation}) is not a {nameof(LinformerTruncation)} value.");
+        if (!Enum.IsDefined(longInputs))
+            throw new ArgumentOutOfRangeException("LongInputs", longInputs, $"LongInputs ({longInputs}) is not a {nameof(LinformerLongInputs)} value.");
 
         if (!vector.IsKnownSize)
         {
@@ -63,8 +68,12 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
                 if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType, IsKnownSize: false })
                     throw Mismatch(maskColumn, $"VarVector<Boolean> (one value per position of the variable-length input column '{column}')", m.Type);
             }
-            return new InputBinding(column, kind, sequenceLength, perPosition, keyCount, maskColumn, VariableLength: true, Truncation: truncation);
+            return new InputBinding(column, kind, sequenceLength, perPosition, keyCount, maskColumn, VariableLength: true, Truncation: truncation, LongInputs: longInputs);
         }
+        if (longInputs != LinformerLongInputs.Truncate)
+            throw new ArgumentException(
+                $"LongInputs ({longInputs}) applies to variable-length input columns; column '{column}' has a fixed length ({col.Type}), so no row is longer than the model's sequence length.",
+                "LongInputs");
         int size = vector.Size;
 
         int n, c;

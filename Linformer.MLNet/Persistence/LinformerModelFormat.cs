@@ -76,6 +76,10 @@ internal static class LinformerModelFormat
         Require(Enum.IsDefined(input.Truncation), $"the truncation rule ({input.Truncation}) is unknown");
         Require(input.IsTokens || !network.SpecialTokens, "special tokens apply to token input only");
         Require(input.VariableLength || input.Truncation == LinformerTruncation.KeepStart, "a truncation rule applies to variable-length input only");
+        // Format 1.5: long inputs as windows.
+        Require(Enum.IsDefined(input.LongInputs), $"LongInputs ({input.LongInputs}) is unknown");
+        Require(input.VariableLength || input.LongInputs == LinformerLongInputs.Truncate, "LongInputs applies to variable-length input only");
+        Require(input.LongInputs != LinformerLongInputs.Windows || d.OutputKind != LinformerOutputKind.Sequence, "LongInputs = Windows needs a pooled output, not Sequence");
         if (input.IsTokens)
         {
             Require(network.InputChannels == 0 && input.Channels == 0, $"token input has no channels (stored: {network.InputChannels}, {input.Channels})");
