@@ -30,6 +30,9 @@ public static class Gpt2Tokens
         Array.Fill(ids, PaddingId, i, ids.Length - i);
     }
 
+    /// <summary>Every token id of <paramref name="text"/>, without truncation.</summary>
+    public static int[] All(string text) => Tokenizer.Value.EncodeToIds(text ?? "").ToArray();
+
     /// <summary>How many tokens <paramref name="text"/> has without truncation.</summary>
     public static int Count(string text) => Tokenizer.Value.CountTokens(text ?? "");
 }
