@@ -259,6 +259,23 @@ public sealed class LongInputWindowsTests
             var after = Score(loaded, ml, probe);
             Tiny.AssertBitIdentical(before.Select(s => s.Features).ToList(), after.Select(s => s.Features).ToList(), "saved and loaded windowed model: features");
             Tiny.AssertBitIdentical(before.Select(s => new[] { s.Score }).ToList(), after.Select(s => new[] { s.Score }).ToList(), "saved and loaded windowed model: Score");
+
+            // The same settings stamped as a 1.4 file: refused, since no 1.4 writer stores windows.
+            using (var archive = ZipFile.Open(path, ZipArchiveMode.Update))
+            {
+                var entry = archive.GetEntry("TransformerChain/Model.key")!;
+                byte[] bytes;
+                using (var stream = entry.Open()) using (var buffer = new MemoryStream()) { stream.CopyTo(buffer); bytes = buffer.ToArray(); }
+                BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(72), 0x00010004u);
+                BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(76), 0x00010004u);
+                entry.Delete();
+                using var replacement = archive.CreateEntry("TransformerChain/Model.key").Open();
+                replacement.Write(bytes);
+            }
+            // ML.NET calls the loader through reflection and does not unwrap (docs/persistence.md).
+            var ex = Assert.ThrowsExactly<System.Reflection.TargetInvocationException>(() => new MLContext().Model.Load(path, out _));
+            Assert.IsInstanceOfType<InvalidDataException>(ex.InnerException, ex.ToString());
+            StringAssert.Contains(ex.InnerException.Message, "LongInputs (Windows) needs format 1.5");
         }
         finally { File.Delete(path); }
     }
