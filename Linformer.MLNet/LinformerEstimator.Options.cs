@@ -96,6 +96,14 @@ public sealed partial class LinformerEstimator
         /// <summary>Which positions a variable-length row longer than <see cref="SequenceLength"/> keeps (default: the first N).</summary>
         public LinformerTruncation Truncation { get; set; } = LinformerTruncation.KeepStart;
         /// <summary>
+        /// What the transform does with a variable-length row longer than <see cref="SequenceLength"/>:
+        /// <see cref="LinformerLongInputs.Truncate"/> (default) cuts it by <see cref="Truncation"/>;
+        /// <see cref="LinformerLongInputs.Windows"/> encodes it whole as consecutive windows of N and averages them
+        /// (docs/long-inputs.md). <c>Fit</c> trains on the rows cut by <see cref="Truncation"/> either way. Windows need a
+        /// variable-length input and a pooled output (not <see cref="LinformerOutputKind.Sequence"/>); saved with the model (format 1.5).
+        /// </summary>
+        public LinformerLongInputs LongInputs { get; set; } = LinformerLongInputs.Truncate;
+        /// <summary>
         /// Whether the token embedding reserves three ids after the input's vocabulary V: padding (V), unknown (V+1,
         /// what a missing key, Key value 0, reads as) and mask (V+2, used by the masked-token objective); see
         /// docs/token-ids.md. Null (default): reserved for Key columns and variable-length columns, not for fixed-length

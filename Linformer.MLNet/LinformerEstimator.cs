@@ -23,7 +23,7 @@ namespace Linformer.MLNet;
 /// ### Input and output columns
 /// | Column | Type | Meaning |
 /// | -- | -- | -- |
-/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`); or `Text`, with `SequenceLength`, tokenised by `Tokenizer` | the sequence |
+/// | input | `Vector<Single, N·channels>` (read row-major as N × channels) or `Vector<Int32 \| Int64 \| Key<UInt32>, N>`; or the same item types of variable length, with `SequenceLength` (rows padded and masked, or cut by `Truncation`, or encoded as windows of N with `LongInputs = Windows`); or `Text`, with `SequenceLength`, tokenised by `Tokenizer` | the sequence |
 /// | mask (optional) | `Vector<Boolean, N>` (`VarVector<Boolean>` beside a variable-length input) | true = real position; padded positions never influence real ones |
 /// | label (optional) | `Key`, `Boolean` (classification) or `Single` (regression) | supervised training; without a label, self-supervised |
 /// | output | `Vector<Single, C>` (pooled, default) or `Vector<Single, N·C>` (sequence) | the encoding |
@@ -70,6 +70,9 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         Fraction(o.ValidationFraction, nameof(Options.ValidationFraction));
         NonNegative(o.WeightDecay, nameof(Options.WeightDecay));
         NonNegative(o.GradientClipNorm, nameof(Options.GradientClipNorm));
+        if (!Enum.IsDefined(o.LongInputs)) throw new ArgumentOutOfRangeException(nameof(Options.LongInputs), o.LongInputs, $"LongInputs ({o.LongInputs}) is not one of Truncate, Windows.");
+        if (o.LongInputs == LinformerLongInputs.Windows && o.OutputKind == LinformerOutputKind.Sequence)
+            throw new ArgumentException("LongInputs (Windows) needs a pooled output: with OutputKind = Sequence the windows of one row have no single sequence to emit. Use MeanPooled or FirstPosition, or LongInputs = Truncate.", nameof(Options.LongInputs));
         if (!Enum.IsDefined(o.Precision)) throw new ArgumentOutOfRangeException(nameof(Options.Precision), o.Precision, $"Precision ({o.Precision}) is not one of Float32, BFloat16.");
         if (!(o.MaskingProbability > 0 && o.MaskingProbability < 1)) throw new ArgumentOutOfRangeException(nameof(Options.MaskingProbability), o.MaskingProbability, string.Create(CultureInfo.InvariantCulture, $"MaskingProbability ({o.MaskingProbability}) must be in (0, 1)."));
         if (o.ShuffleBufferSize < 0) throw new ArgumentOutOfRangeException(nameof(Options.ShuffleBufferSize), o.ShuffleBufferSize, $"ShuffleBufferSize ({o.ShuffleBufferSize}) must be >= 0 (0 sizes it to {Defaults.ShuffleBufferBytes / (1024 * 1024)} MiB).");
@@ -156,6 +159,10 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             throw new ArgumentException(
                 $"SequenceLength must be set for the variable-length input column '{InputColumn}' of type {TypeText(input)}: it is the length N that shorter rows are padded to and longer rows cut to.",
                 nameof(Options.SequenceLength));
+        if (options.LongInputs != LinformerLongInputs.Truncate && input.Kind != SchemaShape.Column.VectorKind.VariableVector)
+            throw new ArgumentException(
+                $"LongInputs ({options.LongInputs}) applies to variable-length input columns; column '{InputColumn}' has a fixed length ({TypeText(input)}), so no row is longer than the model's sequence length.",
+                nameof(Options.LongInputs));
         if (options.MaskColumnName is not null && !TryFind(inputSchema, options.MaskColumnName, out _))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Could not find input column '{options.MaskColumnName}'.");
         var added = new List<SchemaShape.Column>
@@ -248,7 +255,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
         var binding = InputBinding.Bind(input.Schema, InputColumn, o.MaskColumnName,
             o.SequenceLength > 0 ? o.SequenceLength : o.InitialModel?.Binding.SequenceLength ?? 0,
             o.Channels > 0 ? o.Channels : o.InitialModel?.Binding is { VariableLength: true } initial ? initial.Channels : 0, o.Truncation,
-            TokenizerFor(input.Schema));
+            TokenizerFor(input.Schema), o.LongInputs);
         int vocabulary = 0;
         bool specialTokens = false;
         if (binding.IsTokens)

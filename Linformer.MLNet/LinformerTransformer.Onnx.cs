@@ -11,7 +11,8 @@ public sealed partial class LinformerTransformer
     /// input map, every layer, the pooling of the output column and, when the transformer emits them, the head's values.
     /// Inputs <c>input</c> (int64 token ids (batch, N), or float (batch, N, channels)) and <c>mask</c> (bool (batch, N),
     /// true = real position); outputs <c>features</c> (batch, <see cref="OutputSize"/>) and, with a head, <c>head</c>.
-    /// See docs/onnx.md.
+    /// See docs/onnx.md. With <see cref="LinformerLongInputs.Windows"/> the graph encodes one window of N positions: the
+    /// caller splits a longer row into windows and averages their <c>features</c> as docs/long-inputs.md defines.
     /// </summary>
     /// <param name="stream">Where the model is written; it stays open.</param>
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
@@ -25,11 +26,17 @@ public sealed partial class LinformerTransformer
     /// <param name="stream">Where the model is written; it stays open.</param>
     /// <param name="quantization">The number format of the dense maps.</param>
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The model encodes long rows as windows and emits the head's columns, which a one-window graph cannot give.</exception>
     public void ExportToOnnx(Stream stream, LinformerOnnxQuantization quantization)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!stream.CanWrite) throw new ArgumentException("The stream must be writable.", nameof(stream));
         ThrowIfUndefined(quantization);
+        // The head of a windowed row reads the mean over all its windows; the head output of one window is not a share of it.
+        if (settings.Binding.LongInputs == LinformerLongInputs.Windows && encoder.HeadOutput != Data.HeadOutput.None)
+            throw new InvalidOperationException(
+                $"ExportToOnnx cannot export the head's columns of a model with LongInputs = Windows: the head reads the mean encoding over all windows of a row, " +
+                $"which a graph of one window cannot compute. Export a model without ScoreColumnName (its features graph encodes one window), or one with LongInputs = Truncate.");
         var model = encoder.WhileAlive(() => LinformerOnnxExporter.Export(network, settings.OutputKind, encoder.HeadOutput, quantization: quantization));
         LinformerOnnxExporter.Write(model, stream);
     }

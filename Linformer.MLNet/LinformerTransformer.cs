@@ -43,7 +43,8 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     private const string WeightsEntry = "LinformerWeights";
     // Written: 1.1 settings JSON + network state dict; 1.2 + SHA-256 of the state dict; 1.3 + SHA-256 of the settings,
     // the head's columns; 1.4 variable-length input, reserved special tokens; 1.5 a Text input column's tokenizer (its
-    // own entry, TokenizerEntry). Every model is written as 1.5 and stamped with the oldest reader that reads it correctly.
+    // own entry, TokenizerEntry) and long inputs as windows. Every model is written as 1.5 and stamped with the oldest
+    // reader that reads it correctly.
     private static ModelVersionInfo VersionReadableBy(uint versionReadable) => new(
         modelSignature: "LINFORMR",
         versionWritten: 0x00010005,
@@ -62,8 +63,9 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
     // those settings and refuse variable-length columns, or read the last embedding rows as ordinary tokens.
     private static readonly ModelVersionInfo VersionWithInputLayout = VersionReadableBy(0x00010004);
 
-    // A model that tokenises a Text column needs a 1.5 reader: an older one would find no tokenizer for the column.
-    private static readonly ModelVersionInfo VersionWithTokenizer = VersionReadableBy(0x00010005);
+    // Format 1.5: a model that tokenises a Text column or encodes long rows as windows (LongInputs = Windows) needs a
+    // 1.5 reader: an older one would find no tokenizer for the column, or ignore the setting and cut the rows instead.
+    private static readonly ModelVersionInfo VersionWithTokenizerOrWindows = VersionReadableBy(0x00010005);
 
     private readonly IHostEnvironment env;
     private readonly LinformerNetwork network;
@@ -194,7 +196,7 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
         var hash = SHA256.HashData(weights);
 
         ModelContextBridge.CheckAtModel(ctx);
-        ModelContextBridge.SetVersionInfo(ctx, settings.Binding.Tokenizer is not null ? VersionWithTokenizer
+        ModelContextBridge.SetVersionInfo(ctx, settings.Binding.Tokenizer is not null || settings.Binding.LongInputs == LinformerLongInputs.Windows ? VersionWithTokenizerOrWindows
             : settings.Binding.VariableLength || network.Spec.SpecialTokens ? VersionWithInputLayout
             : settings.Head is null ? Version : VersionWithHead);
         ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
@@ -215,6 +217,8 @@ public sealed partial class LinformerTransformer : ITransformer, IDisposable
         uint format = ModelContextBridge.CheckAtModel(ctx, Version);
         var settingsJson = ModelContextBridge.LoadNonEmptyString(ctx);
         var (spec, settings) = LinformerModelFormat.Deserialize(settingsJson);
+        if (format < 0x00010005 && settings.Binding.LongInputs != LinformerLongInputs.Truncate)
+            throw new InvalidDataException($"The Linformer model's settings are invalid: LongInputs ({settings.Binding.LongInputs}) needs format 1.5, the model was written in {ModelVersionInfo.Format(format)}.");
         if (settings.Binding.Kind == SequenceItemKind.Text)
             settings = settings with { Binding = settings.Binding with { Tokenizer = TokenizerEntry.Load(ctx, settings.Binding.Column, settings.Vocabulary, spec.SpecialTokens) } };
         LinformerNetwork? network = null;

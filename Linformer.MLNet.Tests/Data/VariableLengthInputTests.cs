@@ -201,7 +201,7 @@ public sealed class VariableLengthInputTests
             {
                 var header = new byte[80];
                 key.ReadExactly(header);
-                Assert.AreEqual(0x00010005u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(72)), "version written");
+                Assert.AreEqual(0x00010005u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(72)), "version written (today's format)");
                 Assert.AreEqual(0x00010004u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(76)), "version readable: an older reader would ignore the variable length");
             }
             using var loaded = (LinformerTransformer)new MLContext().Model.Load(path, out _);

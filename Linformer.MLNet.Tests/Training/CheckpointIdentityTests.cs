@@ -69,6 +69,7 @@ public sealed class CheckpointIdentityTests
         ["ProbabilityColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
         ["PredictedLabelColumnName"] = (Role.NotNeeded, "names the transformer's output column only"),
         ["OutputKind"] = (Role.NotNeeded, "pooling of the transformer's output; training pools by mean"),
+        ["LongInputs"] = (Role.NotNeeded, "how the transformer encodes long rows; Fit trains on the rows cut by Truncation either way"),
         ["Progress"] = (Role.NotNeeded, "reporting only"),
         ["CancellationToken"] = (Role.NotNeeded, "stopping only"),
         ["CheckpointPath"] = (Role.NotNeeded, "where the checkpoint is"),

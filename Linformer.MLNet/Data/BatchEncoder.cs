@@ -110,22 +110,63 @@ internal sealed class BatchEncoder : ISequenceEncoder, IDisposable
                 var pooled = LinformerNetwork.Pool(encoded, mask, OutputKind);                 // (B, C) or (B, N·C)
                 CopyOut(pooled, features);
                 if (HeadOutput != HeadOutput.None && head is not null)
-                {
-                    var y = network.Head(encoded, mask);                                      // (B, L) logits or (B) values
-                    if (HeadOutput == HeadOutput.Probabilities) y = y.softmax(-1);             // (B, L)
-                    else if (HeadOutput == HeadOutput.LogOddsAndProbability)
-                    {
-                        var logOdds = y.select(1, 1) - y.select(1, 0);                         // (B): log(p1 / p0)
-                        y = stack(new[] { logOdds, logOdds.sigmoid() }, 1);                    // (B, 2)
-                    }
-                    CopyOut(y, head);
-                }
+                    CopyOut(HeadValues(network.Head(encoded, mask)), head);                   // logits (B, L) or values (B)
             }
             catch (Exception ex) when (AllocationFailure.Is(ex))
             {
                 throw AllocationFailure.Wrap(ex, $"Encoding a batch of {batch.Count} sequence(s)", batch.Binding.SequenceLength, batch.Capacity, device.ToString());
             }
         });
+    }
+
+    /// <summary>
+    /// Encodes a batch of windows (<see cref="WindowedEncoder"/>): each window pooled by <see cref="OutputKind"/> into
+    /// <paramref name="pooled"/> (B·C) and, when given, mean-pooled into <paramref name="meanPooled"/> (B·C; the head
+    /// reads the mean over a row's windows).
+    /// </summary>
+    public void EncodeWindows(SequenceBatch windows, float[] pooled, float[]? meanPooled)
+    {
+        if (windows.Count == 0) return;
+        WhileAlive(() =>
+        {
+            try
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
+                var (input, mask) = windows.ToTensors(device);
+                var encoded = network.forward(input, mask);                                   // (B, N, C)
+                CopyOut(LinformerNetwork.Pool(encoded, mask, OutputKind), pooled);             // (B, C)
+                if (meanPooled is not null) CopyOut(LinformerNetwork.Pool(encoded, mask, LinformerOutputKind.MeanPooled), meanPooled);
+            }
+            catch (Exception ex) when (AllocationFailure.Is(ex))
+            {
+                throw AllocationFailure.Wrap(ex, $"Encoding a batch of {windows.Count} window(s)", windows.Binding.SequenceLength, windows.Capacity, device.ToString());
+            }
+        });
+    }
+
+    /// <summary>The head's outputs (<see cref="HeadOutput"/>, HeadSize floats per row) for <paramref name="count"/> mean-pooled encodings (count·C floats).</summary>
+    public void EncodeHead(float[] meanPooled, int count, float[] head)
+    {
+        if (count == 0 || HeadOutput == HeadOutput.None) return;
+        WhileAlive(() =>
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            int width = network.Spec.Width;
+            var x = tensor(meanPooled.AsSpan(0, count * width).ToArray(), new long[] { count, 1, width }, float32);   // (B, 1, C): a one-position sequence
+            if (device.type != DeviceType.CPU) x = x.to(device);
+            CopyOut(HeadValues(network.Head(x, null)), head);                                // the mean over one position is the encoding itself
+        });
+    }
+
+    /// <summary>What <see cref="HeadOutput"/> asks for, from the head's logits (B, L) or regression values (B).</summary>
+    private Tensor HeadValues(Tensor y)
+    {
+        if (HeadOutput == HeadOutput.Probabilities) return y.softmax(-1);                 // (B, L)
+        if (HeadOutput != HeadOutput.LogOddsAndProbability) return y;
+        var logOdds = y.select(1, 1) - y.select(1, 0);                                     // (B): log(p1 / p0)
+        return stack(new[] { logOdds, logOdds.sigmoid() }, 1);                             // (B, 2)
     }
 
     private static void CopyOut(Tensor t, float[] destination)

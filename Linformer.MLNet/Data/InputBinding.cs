@@ -11,13 +11,16 @@ internal enum SequenceItemKind { Single, Int32, Int64, Key, Text }
 /// The checked binding of a model's input columns to a schema: the sequence column (a vector of Single, Int32, Int64
 /// or Key&lt;UInt32&gt;, of known size or, with <paramref name="VariableLength"/>, of any length per row) and the
 /// optional mask column (<c>Vector&lt;Boolean, N&gt;</c>, or <c>VarVector&lt;Boolean&gt;</c> beside a
-/// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>.
+/// variable-length input). Variable-length rows are padded (and masked) or cut to N by <paramref name="Truncation"/>;
+/// with <paramref name="LongInputs"/> = <see cref="LinformerLongInputs.Windows"/> the transform encodes a longer row as
+/// windows of N instead (training still reads the cut row).
 /// A Text column is read as the variable-length ids its <see cref="Tokenizer"/> gives (format 1.5).
 /// Errors use ML.NET's wording: <c>Schema mismatch for input column 'X': expected ..., got ...</c>.
 /// </summary>
 internal sealed record InputBinding(string Column, SequenceItemKind Kind, int SequenceLength, int Channels, int? KeyCount, string? MaskColumn,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool VariableLength = false,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerTruncation Truncation = LinformerTruncation.KeepStart)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerTruncation Truncation = LinformerTruncation.KeepStart,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] LinformerLongInputs LongInputs = LinformerLongInputs.Truncate)
 {
     /// <summary>Number of values per row: N·I for floats, N for tokens.</summary>
     public int ValuesPerRow => Kind == SequenceItemKind.Single ? SequenceLength * Channels : SequenceLength;
@@ -34,10 +37,13 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
     /// <paramref name="channels"/> values (1 when 0).
     /// </summary>
     public static InputBinding Bind(DataViewSchema schema, string column, string? maskColumn, int sequenceLength, int channels,
-        LinformerTruncation truncation = LinformerTruncation.KeepStart, LinformerTokenizer? tokenizer = null)
+        LinformerTruncation truncation = LinformerTruncation.KeepStart, LinformerTokenizer? tokenizer = null,
+        LinformerLongInputs longInputs = LinformerLongInputs.Truncate)
     {
         var col = Find(schema, column);
-        if (col.Type is TextDataViewType) return BindText(column, maskColumn, sequenceLength, truncation, tokenizer);
+        if (!Enum.IsDefined(longInputs))
+            throw new ArgumentOutOfRangeException("LongInputs", longInputs, $"LongInputs ({longInputs}) is not a {nameof(LinformerLongInputs)} value.");
+        if (col.Type is TextDataViewType) return BindText(column, maskColumn, sequenceLength, truncation, tokenizer, longInputs);
         if (tokenizer is not null)
             throw new ArgumentException($"Tokenizer ({tokenizer.Name}) applies to a Text input column; column '{column}' is {col.Type}.", "Tokenizer");
         if (col.Type is not VectorDataViewType vector)
@@ -71,8 +77,12 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
                 if (m.Type is not VectorDataViewType { ItemType: BooleanDataViewType, IsKnownSize: false })
                     throw Mismatch(maskColumn, $"VarVector<Boolean> (one value per position of the variable-length input column '{column}')", m.Type);
             }
-            return new InputBinding(column, kind, sequenceLength, perPosition, keyCount, maskColumn, VariableLength: true, Truncation: truncation);
+            return new InputBinding(column, kind, sequenceLength, perPosition, keyCount, maskColumn, VariableLength: true, Truncation: truncation, LongInputs: longInputs);
         }
+        if (longInputs != LinformerLongInputs.Truncate)
+            throw new ArgumentException(
+                $"LongInputs ({longInputs}) applies to variable-length input columns; column '{column}' has a fixed length ({col.Type}), so no row is longer than the model's sequence length.",
+                "LongInputs");
         int size = vector.Size;
 
         int n, c;
@@ -105,7 +115,7 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
     }
 
     private static InputBinding BindText(string column, string? maskColumn, int sequenceLength,
-        LinformerTruncation truncation, LinformerTokenizer? tokenizer)
+        LinformerTruncation truncation, LinformerTokenizer? tokenizer, LinformerLongInputs longInputs)
     {
         if (tokenizer is null)
             throw new ArgumentException($"The Text input column '{column}' needs a tokenizer (Options.Tokenizer, e.g. LinformerTokenizer.Gpt2()).", "Tokenizer");
@@ -117,7 +127,7 @@ internal sealed record InputBinding(string Column, SequenceItemKind Kind, int Se
             throw new ArgumentException($"MaskColumnName ('{maskColumn}') does not apply to the Text input column '{column}': its positions are the tokenizer's, and the padding after them is masked by itself.", "MaskColumnName");
         if (!Enum.IsDefined(truncation))
             throw new ArgumentOutOfRangeException("Truncation", truncation, $"Truncation ({truncation}) is not a {nameof(LinformerTruncation)} value.");
-        return new InputBinding(column, SequenceItemKind.Text, sequenceLength, 0, null, null, VariableLength: true, Truncation: truncation) { Tokenizer = tokenizer };
+        return new InputBinding(column, SequenceItemKind.Text, sequenceLength, 0, null, null, VariableLength: true, Truncation: truncation, LongInputs: longInputs) { Tokenizer = tokenizer };
     }
 
     /// <summary>Checks that a schema offers the same columns with the same types this binding was made for.</summary>

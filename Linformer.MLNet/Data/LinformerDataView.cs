@@ -108,7 +108,8 @@ internal sealed record OutputBinding(string FeaturesColumn, HeadColumns? Head, s
 /// The lazy, batched result of <c>LinformerTransformer.Transform</c>: a cursor reads the sequence columns of
 /// <see cref="OutputBinding.BatchSize"/> rows ahead through a second cursor over the same input, encodes them in one
 /// forward pass, and serves the outputs row by row while pass-through columns come from the main input cursor.
-/// Only the columns a consumer asks for are read.
+/// Only the columns a consumer asks for are read. With <see cref="LinformerLongInputs.Windows"/> the rows' windows are
+/// encoded instead (<see cref="WindowedEncoder"/>), at most <see cref="OutputBinding.BatchSize"/> windows per pass.
 /// </summary>
 internal sealed class LinformerDataView : IDataView
 {
@@ -142,10 +143,12 @@ internal sealed class LinformerDataView : IDataView
         private readonly DataViewRowCursor? ahead;
         private readonly SequenceReader? reader;
         private readonly SequenceBatch? batch;
+        private readonly WindowedEncoder? windowed;
         private readonly float[]? features;
         private readonly float[]? head;
         private readonly bool[] active;
         private int served;          // rows of the current batch already served
+        private int filled;          // rows in the current batch
         private long position = -1;
 
         public Cursor(LinformerDataView parent, IEnumerable<DataViewSchema.Column> columnsNeeded)
@@ -163,9 +166,10 @@ internal sealed class LinformerDataView : IDataView
             {
                 ahead = parent.input.GetRowCursor(b.Input.Columns(parent.input.Schema));
                 reader = new SequenceReader(b.Input, ahead, b.Encoder.Layout, b.PaddingTokenId);
-                batch = new SequenceBatch(b.Input, b.BatchSize);
                 features = new float[b.BatchSize * b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.BatchSize * b.Encoder.HeadSize] : null;
+                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(b.Encoder, b.Input, b.BatchSize, b.BatchSize, head is not null);
+                else batch = new SequenceBatch(b.Input, b.BatchSize);
             }
         }
 
@@ -182,20 +186,31 @@ internal sealed class LinformerDataView : IDataView
             parent.binding.Encoder.ThrowIfDisposed();
             if (!main.MoveNext()) return false;
             position++;
-            if (batch is not null)
+            if (reader is not null)
             {
                 served++;
-                if (served > batch.Count) Refill();
+                if (served > filled) Refill();
             }
             return true;
         }
 
         private void Refill()
         {
-            batch!.Count = 0;
-            while (batch.Count < batch.Capacity && ahead!.MoveNext()) batch.Add(reader!);
-            if (batch.Count == 0) throw new InvalidOperationException("The input produced fewer rows for encoding than for its other columns.");
-            parent.binding.Encoder.Encode(batch, features!, head);
+            int capacity = parent.binding.BatchSize;
+            if (windowed is not null)
+            {
+                while (windowed.Count < capacity && ahead!.MoveNext()) windowed.Add(reader!);
+                filled = windowed.Count;
+                if (filled > 0) windowed.Finish(features!, head);
+            }
+            else
+            {
+                batch!.Count = 0;
+                while (batch.Count < capacity && ahead!.MoveNext()) batch.Add(reader!);
+                filled = batch.Count;
+                if (filled > 0) parent.binding.Encoder.Encode(batch, features!, head);
+            }
+            if (filled == 0) throw new InvalidOperationException("The input produced fewer rows for encoding than for its other columns.");
             served = 1;
         }
 
@@ -253,6 +268,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
         private readonly bool[] active;
         private readonly SequenceReader? reader;
         private readonly SequenceBatch? batch;
+        private readonly WindowedEncoder? windowed;
         private readonly float[]? features;
         private readonly float[]? head;
         private long computedFor = -1;
@@ -269,9 +285,11 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
             if (activeOutputs.Count > 0)
             {
                 reader = new SequenceReader(b.Input, input, b.Encoder.Layout, b.PaddingTokenId);
-                batch = new SequenceBatch(b.Input, 1);
                 features = new float[b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.Encoder.HeadSize] : null;
+                // One row, its windows up to BatchSize per forward pass (a row of at most N is one window, as without windows).
+                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(b.Encoder, b.Input, 1, b.BatchSize, head is not null);
+                else batch = new SequenceBatch(b.Input, 1);
             }
         }
 
@@ -285,9 +303,18 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
         {
             mapper.binding.Encoder.ThrowIfDisposed();
             if (computedFor == input.Position && input.Position >= 0) return;
-            batch!.Count = 0;
-            batch.Add(reader!);
-            mapper.binding.Encoder.Encode(batch, features!, head);
+            if (windowed is not null)
+            {
+                windowed.Reset();
+                windowed.Add(reader!);
+                windowed.Finish(features!, head);
+            }
+            else
+            {
+                batch!.Count = 0;
+                batch.Add(reader!);
+                mapper.binding.Encoder.Encode(batch, features!, head);
+            }
             computedFor = input.Position;
         }
 

@@ -9,9 +9,10 @@ namespace Linformer.MLNet.Data;
 /// Reads one row's sequence (and mask) from a row into caller-owned arrays, validating values: no NaN or ∞ in float
 /// input, token ids inside the vocabulary, no missing keys unless the model reserves an unknown token (then a missing
 /// key, Key value 0, reads as <see cref="TokenLayout.UnknownId"/>). Variable-length rows are padded to N (padding
-/// masked out; token padding reads as the reserved padding id) or cut to N by the binding's truncation rule. A Text
-/// row is first turned into ids by the binding's tokenizer; a text without tokens reads as one unknown token when
-/// the model reserves one.
+/// masked out; token padding reads as the reserved padding id) or cut to N by the binding's truncation rule, or read
+/// whole and handed out as windows of N (<see cref="LoadWindows"/>, <see cref="ReadWindow"/>). A Text row is first
+/// turned into ids by the binding's tokenizer; a text without tokens reads as one unknown token when the model
+/// reserves one.
 /// </summary>
 internal sealed class SequenceReader
 {
@@ -35,6 +36,7 @@ internal sealed class SequenceReader
     private float[] rowFloats = Array.Empty<float>();
     private long[] rowIds = Array.Empty<long>();
     private bool[] rowMask = Array.Empty<bool>();
+    private int loadedPositions;   // positions of the row LoadWindows read
 
     public SequenceReader(InputBinding binding, DataViewRow row, TokenLayout layout, int? paddingTokenId)
     {
@@ -59,8 +61,7 @@ internal sealed class SequenceReader
     {
         if (binding.VariableLength) ReadVariable(floatValues, ids, mask);
         else ReadFixed(floatValues, ids, mask);
-        if (!mask.Contains(true))
-            throw new InvalidOperationException($"Row {row.Position} has no real position (its mask is all padding); every row needs at least one.");
+        if (!mask.Contains(true)) throw NoRealPosition();
     }
 
     private void ReadFixed(Span<float> floatValues, Span<long> ids, Span<bool> mask)
@@ -97,6 +98,49 @@ internal sealed class SequenceReader
 
     private void ReadVariable(Span<float> floatValues, Span<long> ids, Span<bool> mask)
     {
+        int positions = LoadRow();
+        // Position i of the result is position i (i < head) or offset + i of the row; positions kept .. N−1 are padding.
+        int n = binding.SequenceLength, kept = Math.Min(positions, n);
+        int head = positions <= n ? positions : binding.Truncation switch
+        {
+            LinformerTruncation.KeepStart => n,
+            LinformerTruncation.KeepEnd => 0,
+            _ => n / 4,
+        };
+        Fill(floatValues, ids, mask, kept, head, positions - kept);
+    }
+
+    /// <summary>
+    /// Reads the current (variable-length) row whole and returns how many windows of N positions cover it: ⌈L/N⌉, at
+    /// least 1. <see cref="ReadWindow"/> then gives each window.
+    /// </summary>
+    public int LoadWindows()
+    {
+        int positions = LoadRow();
+        loadedPositions = positions;
+        int n = binding.SequenceLength;
+        return Math.Max(1, (int)(((long)positions + n - 1) / n));
+    }
+
+    /// <summary>
+    /// Window <paramref name="window"/> of the row <see cref="LoadWindows"/> read: its positions w·N … w·N + N − 1, the
+    /// last window padded and masked. Returns whether the window has a real position.
+    /// </summary>
+    public bool ReadWindow(int window, Span<float> floatValues, Span<long> ids, Span<bool> mask)
+    {
+        int n = binding.SequenceLength;
+        int start = (int)Math.Min((long)window * n, loadedPositions);
+        Fill(floatValues, ids, mask, Math.Min(n, loadedPositions - start), head: 0, offset: start);
+        return mask.Contains(true);
+    }
+
+    /// <summary>The error for a row without any real position.</summary>
+    public InvalidOperationException NoRealPosition()
+        => new($"Row {row.Position} has no real position (its mask is all padding); every row needs at least one.");
+
+    /// <summary>Reads the current row's values (checked) and mask into the row buffers; returns its number of positions.</summary>
+    private int LoadRow()
+    {
         int length, positions;
         if (floats is not null)
         {
@@ -128,21 +172,21 @@ internal sealed class SequenceReader
             Grow(ref rowMask, positions);
             maskBuffer.CopyTo(rowMask);
         }
+        return positions;
+    }
 
-        // Position i of the result is position Source(i) of the row; positions kept .. N−1 are padding.
-        int n = binding.SequenceLength, kept = Math.Min(positions, n);
-        int head = positions <= n ? positions : binding.Truncation switch
-        {
-            LinformerTruncation.KeepStart => n,
-            LinformerTruncation.KeepEnd => 0,
-            _ => n / 4,
-        };
-        int Source(int i) => i < head ? i : positions - kept + i;
+    /// <summary>
+    /// Fills N positions from the loaded row: position i &lt; <paramref name="kept"/> is row position i (i &lt;
+    /// <paramref name="head"/>) or <paramref name="offset"/> + i; the rest is padding, masked out.
+    /// </summary>
+    private void Fill(Span<float> floatValues, Span<long> ids, Span<bool> mask, int kept, int head, int offset)
+    {
+        int n = binding.SequenceLength;
         long padId = layout.PaddingId ?? paddingTokenId ?? 0;
         for (int i = 0; i < n; i++)
         {
             bool real = i < kept;
-            int s = real ? Source(i) : 0;
+            int s = real ? (i < head ? i : offset + i) : 0;
             if (floats is not null)
             {
                 var target = floatValues.Slice(i * binding.Channels, binding.Channels);

@@ -79,6 +79,10 @@ internal static class LinformerModelFormat
         // Format 1.5: a Text column, read as variable-length ids of the tokenizer in the model's own entry.
         Require(input.Kind != SequenceItemKind.Text || (input.VariableLength && input.MaskColumn is null && input.KeyCount is null),
             "a Text input column is read as variable-length tokens without a mask column or key count");
+        // Format 1.5: long inputs as windows.
+        Require(Enum.IsDefined(input.LongInputs), $"LongInputs ({input.LongInputs}) is unknown");
+        Require(input.VariableLength || input.LongInputs == LinformerLongInputs.Truncate, "LongInputs applies to variable-length input only");
+        Require(input.LongInputs != LinformerLongInputs.Windows || d.OutputKind != LinformerOutputKind.Sequence, "LongInputs = Windows needs a pooled output, not Sequence");
         if (input.IsTokens)
         {
             Require(network.InputChannels == 0 && input.Channels == 0, $"token input has no channels (stored: {network.InputChannels}, {input.Channels})");
