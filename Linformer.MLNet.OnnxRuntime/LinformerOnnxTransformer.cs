@@ -44,6 +44,11 @@ public sealed class LinformerOnnxTransformer : ITransformer, IDisposable
 
     internal LinformerOnnxTransformer(NetworkSpec spec, TransformerSettings settings, byte[] graph, string graphName)
     {
+        // A windowed row is encoded by the TorchSharp transform only: its windows are averaged outside the graph (docs/long-inputs.md).
+        if (settings.Binding.LongInputs != LinformerLongInputs.Truncate)
+            throw new NotSupportedException(
+                $"The ONNX Runtime transform encodes rows of at most N positions; this model has LongInputs = {settings.Binding.LongInputs}. " +
+                "Score it with the Linformer transform, or fit it with LongInputs = Truncate.");
         this.spec = spec;
         this.settings = settings;
         this.graph = graph;
@@ -103,6 +108,7 @@ public sealed class LinformerOnnxTransformer : ITransformer, IDisposable
         ModelContextBridge.CheckAtModel(ctx);
         ModelContextBridge.SetVersionInfo(ctx, Version);
         ModelContextBridge.SaveNonEmptyString(ctx, settingsJson);
+        if (settings.Binding.Tokenizer is { } tokenizer) TokenizerEntry.Save(ctx, tokenizer);
         ModelContextBridge.SaveBinaryStream(ctx, GraphEntry, writer =>
         {
             writer.Write(graph.Length);
@@ -119,6 +125,8 @@ public sealed class LinformerOnnxTransformer : ITransformer, IDisposable
         ModelContextBridge.CheckAtModel(ctx, Version);
         var settingsJson = ModelContextBridge.LoadNonEmptyString(ctx);
         var (spec, settings) = LinformerModelFormat.Deserialize(settingsJson);
+        if (settings.Binding.Kind == SequenceItemKind.Text)
+            settings = settings with { Binding = settings.Binding with { Tokenizer = TokenizerEntry.Load(ctx, settings.Binding.Column, settings.Vocabulary, spec.SpecialTokens) } };
         byte[]? graph = null;
         bool found = ModelContextBridge.TryLoadBinaryStream(ctx, GraphEntry, reader =>
         {

@@ -168,7 +168,7 @@ internal sealed class LinformerDataView : IDataView
                 reader = new SequenceReader(b.Input, ahead, b.Encoder.Layout, b.PaddingTokenId);
                 features = new float[b.BatchSize * b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.BatchSize * b.Encoder.HeadSize] : null;
-                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(b.Encoder, b.Input, b.BatchSize, b.BatchSize, head is not null);
+                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(WindowedEncoder.Engine(b.Encoder), b.Input, b.BatchSize, b.BatchSize, head is not null);
                 else batch = new SequenceBatch(b.Input, b.BatchSize);
             }
         }
@@ -288,7 +288,7 @@ internal sealed class LinformerRowMapper : IRowToRowMapper
                 features = new float[b.Encoder.FeatureSize];
                 head = b.NeedsHead(activeOutputs) ? new float[b.Encoder.HeadSize] : null;
                 // One row, its windows up to BatchSize per forward pass (a row of at most N is one window, as without windows).
-                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(b.Encoder, b.Input, 1, b.BatchSize, head is not null);
+                if (b.Input.LongInputs == LinformerLongInputs.Windows) windowed = new WindowedEncoder(WindowedEncoder.Engine(b.Encoder), b.Input, 1, b.BatchSize, head is not null);
                 else batch = new SequenceBatch(b.Input, 1);
             }
         }

@@ -30,6 +30,10 @@ internal sealed class WindowedEncoder
     private readonly double[] realPositions;  // per row: Σ c_w
     private readonly float[] rowMeans;
 
+    /// <summary>The TorchSharp engine that windows need (its pooled window sums and the head on their mean).</summary>
+    public static BatchEncoder Engine(ISequenceEncoder encoder) => encoder as BatchEncoder
+        ?? throw new NotSupportedException($"LongInputs = Windows needs the TorchSharp encoder; {encoder.GetType().Name} encodes rows of at most N positions.");
+
     /// <param name="encoder">The network.</param>
     /// <param name="binding">The input binding (variable-length).</param>
     /// <param name="rows">Rows per call to <see cref="Finish"/>.</param>
