@@ -107,8 +107,9 @@ public static class OnnxEncoderCheck
         string featureColumn, string labelColumn)
     {
         var definition = SchemaDefinition.Create(typeof(EncodedRow));
-        definition[nameof(EncodedRow.Features)].ColumnName = featureColumn;
-        definition[nameof(EncodedRow.Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, features[0].Length);
+        var featureDefinition = definition[nameof(EncodedRow.Features)];   // the indexer finds columns by their current name
+        featureDefinition.ColumnType = new VectorDataViewType(NumberDataViewType.Single, features[0].Length);
+        featureDefinition.ColumnName = featureColumn;
         definition[nameof(EncodedRow.Label)].ColumnName = labelColumn;
         IDataView data = ml.Data.LoadFromEnumerable(labels.Zip(features, (l, f) => new EncodedRow { Label = l, Features = f }).ToList(), definition);
         foreach (var step in after) data = step.Transform(data);
