@@ -437,7 +437,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
         foreach (var t in Results.Where(r => r.Id.StartsWith(TransformPrefix, StringComparison.Ordinal)))
         {
             string md = $"{t.Model!.Describe}; {t.Items} rows per pass, {threads} threads on each side; median of {t.Engines[0].Timing.Repetitions} rounds.\n\n{bf16}" +
-                Table(["", "rows/s", $"÷ {TransformTorchSharp}", $"÷ {TransformByHand}", "per-round ratios (÷ `Transform`)", "max abs / rel. diff"],
+                Table(["", "rows/s", "speed-up over `Transform`", "speed-up over batches by hand", "per-round speed-ups over `Transform`", "max abs / rel. diff"],
                     t.Engines.Select(e => new[]
                     {
                         e.Engine, F(t.Items / (e.Timing.MedianMs * 1e-3), 1),
