@@ -152,4 +152,29 @@ public sealed class BenchmarkPageTests
         Assert.IsGreaterThan(Number(fitRow[1]), 16 * Number(fitRow[3]), "the page says 16 steps take longer than Fit's whole-run median");
         Says(Page, $"16 steps of {fitRow[3]} ms come to more than the whole run's median of {fitRow[1]} ms");
     }
+
+    [TestMethod]
+    public void TheOnnxSentencesAreTheirTables()
+    {
+        var layer = Tables("onnx-layer").Single();
+        int speedColumn = layer.Column("ONNX Runtime fp32 speed-up over TorchSharp fp32"), goalColumn = speedColumn + 1;
+        Assert.AreEqual("goal", layer.Header[goalColumn], "the goal column follows the ONNX Runtime fp32 speed-up");
+        var speeds = layer.Rows.Select(r => Number(r[speedColumn])).ToList();
+        int met = layer.Rows.Count(r => r[goalColumn].StartsWith("meets", StringComparison.Ordinal));
+        Assert.AreEqual(speeds.Count(s => s >= 1), met, "a goal cell says 'meets' exactly where the speed-up is at least 1");
+        Says(Page, $"ONNX Runtime fp32 ran at {F(speeds.Min(), 2)}× to {F(speeds.Max(), 2)}× the speed of TorchSharp fp32, " +
+                   $"meeting the goal at {met} of the {layer.Rows.Count} lengths");
+        string Speed(int row) => F(speeds[row], 2);
+        Says(Page, $"from {Speed(0)}× at N = {layer.Rows[0][0]} to {Speed(speeds.Count - 1)}× at N = {layer.Rows[^1][0]}");
+        var first = layer.Rows[0];
+        Says(Page, $"TorchSharp's layer took {F(Number(first[layer.Column("TorchSharp fp32 ms")]), 0)} ms at N = {first[0]} " +
+                   $"where it takes {Row("inference-time", first[0])[1]} ms on idle cores");
+        int diffColumn = layer.Column("ONNX Runtime fp32: max abs / rel. diff");
+        double maxDiff = layer.Rows.Max(r => double.Parse(r[diffColumn].Split(" / ")[0], CultureInfo.InvariantCulture));
+        Says(Page, $"The outputs differ from TorchSharp's by at most {maxDiff.ToString("G3", CultureInfo.InvariantCulture)}.");
+
+        var transform = Tables("onnx-transform").Single();
+        var ort = transform.Rows.Single(r => r[0] == "ONNX Runtime fp32");
+        Says(Page, $"ONNX Runtime fp32 encoded {ort[1]} rows/s, {F(Number(ort[3]), 2)}× the batches by hand and {F(Number(ort[2]), 2)}× `Transform`");
+    }
 }

@@ -18,6 +18,9 @@ internal sealed record EngineResult(string Engine, Timing Timing, double MaxAbsD
 /// <summary>One ONNX case: the engines measured in the same rounds; <see cref="Items"/> is the rows one sample processes.</summary>
 internal sealed record OnnxCase(string Id, int SequenceLength, MlNetModel? Model, double Items, IReadOnlyList<EngineResult> Engines)
 {
+    /// <summary>The load averages (1/5/15 min) before and after the case: how busy the machine was.</summary>
+    public (string Before, string After) Load { get; init; }
+
     public EngineResult? Find(string engine) => Engines.FirstOrDefault(e => e.Engine == engine);
 
     /// <summary>The speed of <paramref name="engine"/> over <paramref name="baseline"/> in each round (baseline ms ÷ engine ms).</summary>
@@ -70,13 +73,14 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
     public void Run(BenchmarkRun run)
     {
         foreach (int n in run.Profile.SequenceLengths.Where(n => run.Filter.Matches($"{LayerPrefix}{n}")))
-            Report(run, Layer(n, run));
+            Report(run, MachineInfo.LoadAverage(), Layer(n, run));
         var model = TransformModel(run.Profile);
-        if (run.Filter.Matches(TransformId(model))) Report(run, Transform(model, run));
+        if (run.Filter.Matches(TransformId(model))) Report(run, MachineInfo.LoadAverage(), Transform(model, run));
     }
 
-    private void Report(BenchmarkRun run, OnnxCase c)
+    private void Report(BenchmarkRun run, string loadBefore, OnnxCase c)
     {
+        c = c with { Load = (loadBefore, MachineInfo.LoadAverage()) };
         Results.Add(c);
         foreach (var e in c.Engines)
             run.Log.WriteLine($"{c.Id}: {e.Engine} median {e.Timing.MedianMs:F2} ms ({e.Timing.Repetitions} rounds), " +
@@ -418,7 +422,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
             var rounds = layers.Select(l => l.Engines[0].Timing.Repetitions).Distinct().Order().ToList();
             string md = $"One layer: float input (B, N, C), width {p.Channels}, {p.Heads} heads, FF {p.FeedForward}, k = {p.ProjectedLengths[0]} (layerwise), " +
                         $"post-norm, batch {p.Batch}, output (B, N·C); {threads} threads on each side; median of {string.Join("–", new[] { rounds[0], rounds[^1] }.Distinct())} " +
-                        $"rounds.\n\n{bf16}" +
+                        $"rounds; load average (1/5/15 min) {layers[0].Load.Before} at the start, {layers[^1].Load.After} at the end.\n\n{bf16}" +
                 Table(header, layers.Select(l =>
                 {
                     var cells = new List<string> { $"{l.SequenceLength}" };
@@ -436,7 +440,8 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
         }
         foreach (var t in Results.Where(r => r.Id.StartsWith(TransformPrefix, StringComparison.Ordinal)))
         {
-            string md = $"{t.Model!.Describe}; {t.Items} rows per pass, {threads} threads on each side; median of {t.Engines[0].Timing.Repetitions} rounds.\n\n{bf16}" +
+            string md = $"{t.Model!.Describe}; {t.Items} rows per pass, {threads} threads on each side; median of {t.Engines[0].Timing.Repetitions} rounds; " +
+                        $"load average (1/5/15 min) {t.Load.Before} at the start, {t.Load.After} at the end.\n\n{bf16}" +
                 Table(["", "rows/s", "speed-up over `Transform`", "speed-up over batches by hand", "per-round speed-ups over `Transform`", "max abs / rel. diff"],
                     t.Engines.Select(e => new[]
                     {
