@@ -38,4 +38,10 @@ internal static class Flops
 
     public static double Step(ModelSpec model, int n, RunProfile profile, Mode mode)
         => Forward(model, n, profile) * (mode == Mode.Training ? 3 : 1);
+
+    /// <summary>An s × s by s × s matrix product.</summary>
+    public static double Matmul(int s) => 2.0 * s * s * s;
+
+    /// <summary>The rate of <paramref name="flops"/> done in <paramref name="ms"/> milliseconds.</summary>
+    public static double GflopPerSecond(double flops, double ms) => flops / (ms * 1e-3) / 1e9;
 }

@@ -21,7 +21,7 @@ internal sealed record LayerResult(Mode Mode, ModelSpec Model, int SequenceLengt
 /// <summary>The fp32 matmul that gives attainable FLOP/s, timed at the start and at the end of the run.</summary>
 internal sealed record MatmulResult(string When, int Size, Timing Timing)
 {
-    public double GflopPerSecond => 2.0 * Size * Size * (double)Size / (Timing.MedianMs * 1e-3) / 1e9;
+    public double GflopPerSecond => Flops.GflopPerSecond(Flops.Matmul(Size), Timing.MedianMs);
 }
 
 /// <summary>
@@ -55,22 +55,7 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         if (!PeakMemory.IsSupported) run.Log.WriteLine("peak memory: not supported on this system (needs Linux /proc); memory stays empty");
         RunMatmul("start", run);
         long available = PeakMemory.AvailableBytes() ?? long.MaxValue;
-        foreach (int n in run.Profile.SequenceLengths)
-        {
-            var toRun = new List<(ModelSpec Model, Mode Mode)>();
-            foreach (var model in Models)
-                foreach (var mode in new[] { Mode.Inference, Mode.Training })
-                {
-                    if (!run.Filter.Matches(LayerResult.CaseId(mode, model, n))) continue;
-                    if (SkipReason(run.Profile, mode, model, n, available) is { } reason)
-                    {
-                        Layers.Add(new LayerResult(mode, model, n, null, null, null, reason));
-                        run.Log.WriteLine($"{LayerResult.CaseId(mode, model, n)}: skipped, {reason}");
-                    }
-                    else toRun.Add((model, mode));
-                }
-            MeasureAtLength(n, toRun, run);
-        }
+        foreach (int n in run.Profile.SequenceLengths) MeasureAtLength(n, available, run);
         RunMatmul("end", run);
     }
 
@@ -86,26 +71,38 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         run.Log.WriteLine($"matmul/{s} ({when}): {timing.MedianMs:F2} ms = {result.GflopPerSecond:F1} GFLOP/s");
     }
 
-    private static Timing TimeMatmul(int s, RepetitionPolicy policy)
+    /// <summary>Times an s × s by s × s matmul of <paramref name="type"/> (the precision section times bf16 too).</summary>
+    internal static Timing TimeMatmul(int s, RepetitionPolicy policy, ScalarType type = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         manual_seed(1);
-        var a = randn(s, s, device: BenchDevice.Device);
-        var b = randn(s, s, device: BenchDevice.Device);
-        return Harness.Time(() => { using var t = NewDisposeScope(); mm(a, b); BenchDevice.Synchronize(); }, policy);
+        var a = randn(s, s, device: BenchDevice.Device).to_type(type);
+        var b = randn(s, s, device: BenchDevice.Device).to_type(type);
+        return Harness.Time(() => mm(a, b).Dispose(), policy);
     }
 
     /// <summary>A short fp32 1024³ matmul (median of 5): how fast the machine is right now.</summary>
-    private static double CalibrationGflopPerSecond()
-        => 2.0 * 1024 * 1024 * 1024 / (TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs * 1e-3) / 1e9;
+    private static double CalibrationGflopPerSecond() => Flops.GflopPerSecond(Flops.Matmul(1024), TimeMatmul(1024, new RepetitionPolicy(2, 5, 5, 0)).MedianMs);
 
     /// <summary>
-    /// Measures every given (model, mode) at one N in turns (<see cref="Harness.RunInterleaved"/>): each model is built
-    /// once and serves both modes; a short matmul before and after shows how fast the machine was meanwhile.
+    /// Measures the selected (model, mode) cases at one N in turns (<see cref="Harness.RunInterleaved"/>), after recording
+    /// those skipped with their reason: each model is built once and serves both modes; a short matmul before and after
+    /// shows how fast the machine was meanwhile.
     /// </summary>
-    private void MeasureAtLength(int n, List<(ModelSpec Model, Mode Mode)> cases, BenchmarkRun run)
+    private void MeasureAtLength(int n, long available, BenchmarkRun run)
     {
+        var cases = new List<(ModelSpec Model, Mode Mode)>();
+        foreach (var model in Models)
+            foreach (var mode in new[] { Mode.Inference, Mode.Training }.Where(mode => run.Filter.Matches(LayerResult.CaseId(mode, model, n))))
+            {
+                if (SkipReason(run.Profile, mode, model, n, available) is not { } reason) cases.Add((model, mode));
+                else
+                {
+                    Layers.Add(new LayerResult(mode, model, n, null, null, null, reason));
+                    run.Log.WriteLine($"{LayerResult.CaseId(mode, model, n)}: skipped, {reason}");
+                }
+            }
         if (cases.Count == 0) return;
         var profile = run.Profile;
         var built = new Dictionary<ModelSpec, ModelUnderTest>();
@@ -142,22 +139,17 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
         }
     }
 
-    private static InterleavedCase NewCase(ModelUnderTest model, Tensor x, Mode mode, RunProfile profile)
-        => mode == Mode.Inference
-            ? new InterleavedCase(() =>
-                {
-                    using var scope = NewDisposeScope();
-                    using var noGrad = no_grad();
-                    model.Forward(x);
-                    BenchDevice.Synchronize();
-                }, () => model.Train(false), profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda)
-            : new InterleavedCase(() =>
-                {
-                    using var scope = NewDisposeScope();
-                    var y = model.Forward(x);                                        // (B, N, C)
-                    y.square().mean().backward();
-                    BenchDevice.Synchronize();
-                }, () => { model.Train(true); model.ZeroGrad(); }, profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda);
+    private static InterleavedCase NewCase(ModelUnderTest model, Tensor x, Mode mode, RunProfile profile) => new(() =>
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = mode == Mode.Inference ? no_grad() : null;
+            var y = model.Forward(x);                                                // (B, N, C)
+            if (mode == Mode.Training) y.square().mean().backward();
+        }, () =>
+        {
+            model.Train(mode == Mode.Training);
+            if (mode == Mode.Training) model.ZeroGrad();
+        }, profile.Layer, get_num_threads(), measureMemory: !BenchDevice.IsCuda);
 
     /// <summary>
     /// Skips a case whose predicted time per iteration or memory is prohibitive. The prediction scales the same

@@ -19,7 +19,10 @@ internal enum PartKind
 }
 
 /// <summary>One timed part of the layer (or an alternative way to compute one), with its FLOPs.</summary>
-internal sealed record ProfilePart(string Name, PartKind Kind, double Flops, Timing Timing, string? Note = null);
+internal sealed record ProfilePart(string Name, PartKind Kind, double Flops, InterleavedCase Case, string? Note = null)
+{
+    public Timing Timing => Case.Timing;
+}
 
 /// <summary>The parts of one layer at one length, the whole layer, and alternatives that show what a change would save.</summary>
 internal sealed record LayerProfile(ModelSpec Model, int SequenceLength, Timing WholeLayer,
@@ -54,8 +57,17 @@ internal static class LayerProfiler
         double k = spec.ProjectedLength, f = profile.FeedForward, bn = (double)b * n;
 
         var x = randn(b, n, c);                                                       // (B, N, C)
-        var parts = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
-        var alternatives = new List<(string Name, PartKind Kind, double Flops, Func<Tensor> Op, string? Note)>();
+        var parts = new List<ProfilePart>();
+        var alternatives = new List<ProfilePart>();
+        InterleavedCase Case(Func<Tensor> op) => new(() => { using var s = NewDisposeScope(); op(); }, null, profile.Parts, 1, measureMemory: false);
+        // Adds a part and runs it once here, so that its result can feed the next part.
+        Tensor Part(string name, PartKind kind, double flops, Func<Tensor> op, string? note = null)
+        {
+            parts.Add(new ProfilePart(name, kind, flops, Case(op), note));
+            return op();
+        }
+        void Alternative(string name, PartKind kind, double flops, Func<Tensor> op, string? note = null)
+            => alternatives.Add(new ProfilePart(name, kind, flops, Case(op), note));
 
         // The library's forward, step by step (LinformerSelfAttention.forward): Q; the inputs of the K/V maps (E·x
         // when the input is projected first); the K/V maps; the per-head projections; attention; merge + output map.
@@ -64,65 +76,50 @@ internal static class LayerProfiler
         Tensor SplitHeads(Tensor t) => t.view(b, t.shape[1], h, d).transpose(1, 2);   // (B, L, H·D) -> (B, H, L, D)
         bool linformer = !projections.IsFullAttention, inputFirst = projections.ProjectsInputFirst;
 
-        var qh = attention.Queries(x);                                                // (B, H, N, D)
-        parts.Add(("Q map  x·W_q", PartKind.Dense, 2 * bn * c * c, () => attention.Queries(x), null));
+        var qh = Part("Q map  x·W_q", PartKind.Dense, 2 * bn * c * c, () => attention.Queries(x));   // (B, H, N, D)
         var inputs = projections.Inputs(x, null);
         if (inputFirst)
-            parts.Add(("sequence projection  E·x", PartKind.Attention, 2 * b * k * n * c, () => projections.Inputs(x, null).ForKey, "(K, N) @ (B, N, C)"));
+            Part("sequence projection  E·x", PartKind.Attention, 2 * b * k * n * c, () => projections.Inputs(x, null).ForKey, "(K, N) @ (B, N, C)");
         var (k0, v0) = projections.Maps(inputs, kvWeight, SplitHeads);                // (B, H, K or N, D), strided views
-        parts.Add(inputFirst
-            ? ("K, V maps on k rows + bias", PartKind.Attention, 4 * b * k * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value, null)
-            : ("K, V maps  x·W_kv", PartKind.Dense, 4 * bn * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value, null));
+        if (inputFirst) Part("K, V maps on k rows + bias", PartKind.Attention, 4 * b * k * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value);
+        else Part("K, V maps  x·W_kv", PartKind.Dense, 4 * bn * c * c, () => projections.Maps(inputs, kvWeight, SplitHeads).Value);
         var (kh, vh) = projections.Project(k0, v0);                                   // (B, H, K, D)
         if (linformer && !inputFirst)
         {
-            parts.Add(("per-head projections  E_i·K_i, F_i·V_i + bias", PartKind.Attention, 4 * b * k * n * c,
-                () => projections.Project(k0, v0).Value, "(H, K, N) @ (B, H, N, D), K and V strided views"));
+            Part("per-head projections  E_i·K_i, F_i·V_i + bias", PartKind.Attention, 4 * b * k * n * c,
+                () => projections.Project(k0, v0).Value, "(H, K, N) @ (B, H, N, D), K and V strided views");
             var k0c = k0.contiguous();
             var v0c = v0.contiguous();
-            alternatives.Add(("per-head projections of contiguous K, V", PartKind.Attention, 4 * b * k * n * c,
-                () => projections.Project(k0c, v0c).Value, "inputs copied to (B, H, N, D) beforehand"));
-            alternatives.Add(("copy K, V to contiguous (B, H, N, D)", PartKind.Elementwise, 0,
-                () => { k0.contiguous(); return v0.contiguous(); }, null));
+            Alternative("per-head projections of contiguous K, V", PartKind.Attention, 4 * b * k * n * c,
+                () => projections.Project(k0c, v0c).Value, "inputs copied to (B, H, N, D) beforehand");
+            Alternative("copy K, V to contiguous (B, H, N, D)", PartKind.Elementwise, 0, () => { k0.contiguous(); return v0.contiguous(); });
         }
 
         double keys = linformer ? k : n;
-        var attended = attention.Attend(qh, kh, vh, null);                            // (B, H, N, D), laid out as (B, N, H, D)
-        parts.Add(($"attention over {(linformer ? "k" : "N")} positions (fused SDPA)", PartKind.Attention, 4 * bn * keys * c,
-            () => attention.Attend(qh, kh, vh, null), "softmax(Q·Kᵀ/√D)·V on strided head views"));
+        var attended = Part($"attention over {(linformer ? "k" : "N")} positions (fused SDPA)", PartKind.Attention, 4 * bn * keys * c,
+            () => attention.Attend(qh, kh, vh, null), "softmax(Q·Kᵀ/√D)·V on strided head views");   // (B, H, N, D), laid out as (B, N, H, D)
         // SDPA lays its output out like its query: with the strided head view of Q the merge below is a free view;
         // with a contiguous (B, H, N, D) query it costs a copy. The alternative therefore includes copies and merge.
-        alternatives.Add(("contiguous Q, K, V copies + fused SDPA + merge copy", PartKind.Attention, 4 * bn * keys * c,
+        Alternative("contiguous Q, K, V copies + fused SDPA + merge copy", PartKind.Attention, 4 * bn * keys * c,
             () => nn.functional.scaled_dot_product_attention(qh.contiguous(), kh.contiguous(), vh.contiguous()).transpose(1, 2).reshape(b, n, hd),
-            "compare with the attention part (its merge is a free view)"));
-        alternatives.Add(("attention written out: matmul, softmax, matmul", PartKind.Attention, 4 * bn * keys * c,
-            () => LinformerAttentionFunction.Attend(qh, kh, vh, null, 0.0, writtenOut: true, out _), "materialises (B, H, N, L)"));
+            "compare with the attention part (its merge is a free view)");
+        Alternative("attention written out: matmul, softmax, matmul", PartKind.Attention, 4 * bn * keys * c,
+            () => LinformerAttentionFunction.Attend(qh, kh, vh, null, 0.0, writtenOut: true, out _), "materialises (B, H, N, L)");
 
-        var y = attention.MergeHeads(attended);                                      // (B, N, C)
-        parts.Add(("merge heads + output map", PartKind.Dense, 2 * bn * c * c, () => attention.MergeHeads(attended), null));
-        var h1 = layer.AttentionNorm.forward(x + y);
-        parts.Add(("residual + LayerNorm (attention)", PartKind.Elementwise, 0, () => layer.AttentionNorm.forward(x + y), null));
+        var y = Part("merge heads + output map", PartKind.Dense, 2 * bn * c * c, () => attention.MergeHeads(attended));   // (B, N, C)
+        var h1 = Part("residual + LayerNorm (attention)", PartKind.Elementwise, 0, () => layer.AttentionNorm.forward(x + y));
         // The feed-forward block in its three steps (its dropouts are identities in eval).
-        var u = feedForward.W1.forward(h1);                                          // (B, N, F)
-        var g = nn.functional.gelu(u);                                                // the options' Activation.Gelu
-        var ff = feedForward.W2.forward(g);                                          // (B, N, C)
-        parts.Add(("feed-forward W_1 (C → F) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W1.forward(h1), null));
-        parts.Add(("GELU (exact, erf)", PartKind.Elementwise, 0, () => nn.functional.gelu(u), "on (B, N, F)"));
-        parts.Add(("feed-forward W_2 (F → C) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W2.forward(g), null));
-        parts.Add(("residual + LayerNorm (feed-forward)", PartKind.Elementwise, 0, () => feedForwardNorm.forward(h1 + ff), null));
-        alternatives.Add(("whole feed-forward block (module forward)", PartKind.Dense, 4 * bn * c * f, () => feedForward.forward(h1),
-            "compare with the sum of its three parts"));
+        var u = Part("feed-forward W_1 (C → F) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W1.forward(h1));   // (B, N, F)
+        var g = Part("GELU (exact, erf)", PartKind.Elementwise, 0, () => nn.functional.gelu(u), "on (B, N, F)");   // the options' Activation.Gelu
+        var ff = Part("feed-forward W_2 (F → C) + bias", PartKind.Dense, 2 * bn * c * f, () => feedForward.W2.forward(g));   // (B, N, C)
+        Part("residual + LayerNorm (feed-forward)", PartKind.Elementwise, 0, () => feedForwardNorm.forward(h1 + ff));
+        Alternative("whole feed-forward block (module forward)", PartKind.Dense, 4 * bn * c * f, () => feedForward.forward(h1),
+            "compare with the sum of its three parts");
 
         // Parts, alternatives and the whole layer take turns (Harness.RunInterleaved), so a part and the alternative it is
         // compared with see the same machine conditions.
-        InterleavedCase Case(Func<Tensor> op) => new(() => { using var s = NewDisposeScope(); op(); }, null, profile.Parts, 1, measureMemory: false);
-        var partCases = parts.Select(p => Case(p.Op)).ToList();
-        var alternativeCases = alternatives.Select(p => Case(p.Op)).ToList();
         var wholeCase = Case(() => layer.forward(x, null));
-        Harness.RunInterleaved([.. partCases, .. alternativeCases, wholeCase], null, null);
-
-        var timedParts = parts.Select((p, i) => new ProfilePart(p.Name, p.Kind, p.Flops, partCases[i].Timing, p.Note)).ToList();
-        var timedAlternatives = alternatives.Select((p, i) => new ProfilePart(p.Name, p.Kind, p.Flops, alternativeCases[i].Timing, p.Note)).ToList();
-        return new LayerProfile(spec, n, wholeCase.Timing, timedParts, timedAlternatives);
+        Harness.RunInterleaved([.. parts.Select(p => p.Case), .. alternatives.Select(p => p.Case), wholeCase], null, null);
+        return new LayerProfile(spec, n, wholeCase.Timing, parts, alternatives);
     }
 }

@@ -46,7 +46,7 @@ internal sealed partial class LayerBenchmarks
             yield return new($"{m}-efficiency", ByLength(rows.Where(n => Models.Any(x => Find(mode, x, n)?.Measured == true)), (r, x, n) =>
             {
                 if (r is not { Measured: true }) return "—";
-                double flops = Flops.Step(x, n, run.Profile, mode), rate = flops / (r.MedianMs!.Value * 1e-3) / 1e9;
+                double flops = Flops.Step(x, n, run.Profile, mode), rate = Flops.GflopPerSecond(flops, r.MedianMs!.Value);
                 string of = run.AttainableGflopPerSecond is { } peak ? $" ({Pct(rate / peak)})" : "";
                 return $"{G3(flops / 1e9)} GFLOP: {F(rate, 1)}{of}";
             }));

@@ -64,60 +64,31 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         }
     }
 
-    /// <summary>
-    /// Runs the sides in turns for <paramref name="rounds"/> rounds, in reverse order every other round (A B, B A, …)
-    /// so that a trend over a round falls on every side alike; each side returns the milliseconds of its sample.
-    /// </summary>
-    private static List<double>[] InTurns(int rounds, params Func<double>[] sides)
+    /// <summary>Token rows: ids in [1, V) up to the real length, then padding id 0; label = parity of the first id.</summary>
+    internal static List<TokenRow> TokenRows(MlNetModel m, int count, int seed) => Rows(m, count, seed, (random, real) =>
     {
-        var samples = sides.Select(_ => new List<double>()).ToArray();
-        for (int round = 0; round < rounds; round++)
-            for (int j = 0; j < sides.Length; j++)
-            {
-                int i = round % 2 == 0 ? j : sides.Length - 1 - j;
-                samples[i].Add(sides[i]());
-            }
-        return samples;
-    }
+        var tokens = new int[m.SequenceLength];
+        for (int i = 0; i < real; i++) tokens[i] = 1 + random.Next(m.Vocabulary - 1);
+        return new TokenRow { Tokens = tokens, Label = tokens[0] % 2 == 0 };
+    });
 
-    /// <summary>Wall time of one call (ms), the device synchronised at the end.</summary>
-    private static Func<double> Timed(Func<double> pass) => () =>
+    /// <summary>Float rows: N × I values in [−1, 1) up to the real length, zeros and mask false after it.</summary>
+    private static List<FloatRow> FloatRows(MlNetModel m, int count, int seed) => Rows(m, count, seed, (random, real) =>
     {
-        long start = Stopwatch.GetTimestamp();
-        GC.KeepAlive(pass());
-        BenchDevice.Synchronize();
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-    };
+        var values = new float[m.SequenceLength * m.InputChannels];
+        for (int i = 0; i < real * m.InputChannels; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        return new FloatRow { Values = values, Mask = Enumerable.Range(0, m.SequenceLength).Select(p => p < real).ToArray() };
+    });
 
-    /// <summary>Token rows: ids in [1, V), a real length between N/2 and N, then padding id 0; label = parity of the first id.</summary>
-    private static List<TokenRow> TokenRows(MlNetModel m, int count, int seed)
+    /// <summary>Rows made by <paramref name="row"/>(random, real length), the real length drawn between N/2 and N.</summary>
+    private static List<T> Rows<T>(MlNetModel m, int count, int seed, Func<Random, int, T> row)
     {
         var random = new Random(seed);
         int n = m.SequenceLength;
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            int real = n / 2 + random.Next(n - n / 2 + 1);
-            var tokens = new int[n];
-            for (int i = 0; i < real; i++) tokens[i] = 1 + random.Next(m.Vocabulary - 1);
-            return new TokenRow { Tokens = tokens, Label = tokens[0] % 2 == 0 };
-        }).ToList();
+        return Enumerable.Range(0, count).Select(_ => row(random, n / 2 + random.Next(n - n / 2 + 1))).ToList();
     }
 
-    /// <summary>Float rows: N × I values in [−1, 1) for a real length between N/2 and N, zeros and mask false after it.</summary>
-    private static List<FloatRow> FloatRows(MlNetModel m, int count, int seed)
-    {
-        var random = new Random(seed);
-        int n = m.SequenceLength, ch = m.InputChannels;
-        return Enumerable.Range(0, count).Select(_ =>
-        {
-            int real = n / 2 + random.Next(n - n / 2 + 1);
-            var values = new float[n * ch];
-            for (int i = 0; i < real * ch; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
-            return new FloatRow { Values = values, Mask = Enumerable.Range(0, n).Select(p => p < real).ToArray() };
-        }).ToList();
-    }
-
-    private static SchemaDefinition Schema(MlNetModel m)
+    internal static SchemaDefinition Schema(MlNetModel m)
     {
         var def = SchemaDefinition.Create(m.Tokens ? typeof(TokenRow) : typeof(FloatRow));
         if (m.Tokens) def[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(NumberDataViewType.Int32, m.SequenceLength);
@@ -127,14 +98,14 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     }
 
     /// <summary>A context on the benchmark's device (ML.NET's GPU settings), seeded.</summary>
-    private static MLContext NewContext()
+    internal static MLContext NewContext()
     {
         var ml = new MLContext(seed: 1);
         if (BenchDevice.IsCuda) (ml.GpuDeviceId, ml.FallbackToCpu) = (Math.Max(0, BenchDevice.Device.index), false);
         return ml;
     }
 
-    private static LinformerEstimator.Options Options(MlNetModel m, int epochs, bool label) => new()
+    internal static LinformerEstimator.Options Options(MlNetModel m, int epochs, bool label) => new()
     {
         InputColumnName = m.Tokens ? nameof(TokenRow.Tokens) : nameof(FloatRow.Values), OutputColumnName = nameof(EncodedRow.Features),
         MaskColumnName = m.Tokens ? null : nameof(FloatRow.Mask), PaddingTokenId = m.Tokens ? 0 : null, LabelColumnName = label ? nameof(TokenRow.Label) : null,
@@ -224,16 +195,13 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
                 var (x, mask) = b.ToTensors(BenchDevice.Device);
                 sum += x.shape[0] + (mask is null ? 0 : 1);
             }
-            BenchDevice.Synchronize();
             return sum;
         }
 
-        Func<double>[] sides = [Timed(MlNetPass), Timed(RawPass), Timed(ReadRows), Timed(BuildTensors)];
-        // Warm-up: every side once, ML.NET and raw once more (first-call costs of oneDNN, the JIT, the allocator).
-        InTurns(1, sides);
-        InTurns(1, sides[..2]);
-        var t = InTurns(rounds, sides).Select(x => new Timing(x)).ToArray();
-        return new Comparison(id, m, rowCount, t[0], t[1], [t[2], t[3]]);
+        // Warm-up: every part once, ML.NET and raw twice (first-call costs of oneDNN, the JIT, the allocator).
+        var sides = new Func<double>[] { MlNetPass, RawPass, ReadRows, BuildTensors }.Select((pass, i) => Harness.Side(pass, i < 2 ? 2 : 1, rounds)).ToList();
+        Harness.RunInterleaved(sides, null, null, rounds);
+        return new Comparison(id, m, rowCount, sides[0].Timing, sides[1].Timing, [sides[2].Timing, sides[3].Timing]);
     }
 
     private static Comparison PredictLatency(string id, MlNetModel m, int warmups, int calls)
@@ -258,11 +226,9 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         double EngineCall() => sum += engine.Predict(rows[next++ % distinctRows]).Features[0];
         double RawCall() => sum += RawForward(network, single[next++ % distinctRows], output);
 
-        Func<double>[] sides = [Timed(EngineCall), Timed(RawCall)];
-        InTurns(warmups, sides);
-        var t = InTurns(calls, sides);
-        GC.KeepAlive(sum);
-        return new Comparison(id, m, 1, new Timing(t[0]), new Timing(t[1]), []);
+        InterleavedCase[] sides = [Harness.Side(EngineCall, warmups, calls), Harness.Side(RawCall, warmups, calls)];
+        Harness.RunInterleaved(sides, null, null, calls);
+        return new Comparison(id, m, 1, sides[0].Timing, sides[1].Timing, []);
     }
 
     /// <summary>Records the time of every optimizer-step report, on the training thread (no synchronisation context).</summary>
@@ -282,12 +248,8 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         // The network's settings as Fit builds them (same options, no training), for the raw loop.
         NetworkSpec spec;
         InputBinding binding;
-        {
-            var ml = NewContext();
-            using var probe = ml.Transforms.Linformer(Options(m, epochs: 0, label: true)).Fit(ml.Data.LoadFromEnumerable(warmRows, schema));
-            spec = probe.Spec;
-            binding = probe.Binding;
-        }
+        using (var probe = NewContext().Transforms.Linformer(Options(m, epochs: 0, label: true)).Fit(NewContext().Data.LoadFromEnumerable(warmRows, schema)))
+            (spec, binding) = (probe.Spec, probe.Binding);
 
         // One whole run of each side (ms); the time between consecutive optimizer steps goes into steps.
         double FitOnce(List<TokenRow> data, List<double> steps)
@@ -341,8 +303,15 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         FitOnce(warmRows, []);
         RawOnce(warmRows, []);
         List<double> fitSteps = [], rawSteps = [];
-        var t = InTurns(rounds, () => FitOnce(rows, fitSteps), () => RawOnce(rows, rawSteps));
-        return new Comparison(id, m, (double)rowCount * epochs, new Timing(t[0]), new Timing(t[1]),
+        // Each side times itself (RawOnce leaves out building its network and tensors), in turns: Fit raw, raw Fit, …
+        List<double> fitRuns = [], rawRuns = [];
+        for (int round = 0; round < rounds; round++)
+        {
+            if (round % 2 == 0) fitRuns.Add(FitOnce(rows, fitSteps));
+            rawRuns.Add(RawOnce(rows, rawSteps));
+            if (round % 2 == 1) fitRuns.Add(FitOnce(rows, fitSteps));
+        }
+        return new Comparison(id, m, (double)rowCount * epochs, new Timing(fitRuns), new Timing(rawRuns),
             [new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN])]);
     }
 

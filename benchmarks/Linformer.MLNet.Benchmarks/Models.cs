@@ -22,16 +22,14 @@ internal sealed record ModelSpec(ModelKind Kind, int ProjectedLength = 0, Parame
     {
         ModelKind.Linformer => $"linformer-k{ProjectedLength}-{Sharing.ToString().ToLowerInvariant()}",
         ModelKind.FullFused => "full-fused",
-        ModelKind.TorchEncoderLayer => "torch-encoder-layer",
-        _ => throw new InvalidOperationException(),
+        _ => "torch-encoder-layer",
     };
 
     public string Label => Kind switch
     {
         ModelKind.Linformer => $"Linformer k={ProjectedLength} ({Sharing.ToString().ToLowerInvariant()})",
         ModelKind.FullFused => "Full attention, fused SDPA (ours)",
-        ModelKind.TorchEncoderLayer => "nn.TransformerEncoderLayer",
-        _ => throw new InvalidOperationException(),
+        _ => "nn.TransformerEncoderLayer",
     };
 
     public bool IsFull => Kind != ModelKind.Linformer;

@@ -1,4 +1,6 @@
+using System.Globalization;
 using ScottPlot;
+using ScottPlot.TickGenerators;
 
 namespace Linformer.MLNet.Benchmarks;
 
@@ -50,9 +52,13 @@ internal static class Plots
         if (xs.Count == 0) return;
 
         var xTicks = profile.SequenceLengths.Select(n => (double)n).ToArray();
-        plot.Axes.Bottom.SetTicks(xTicks.Select(Math.Log10).ToArray(), xTicks.Select(n => n.ToString("0", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-        var (yPositions, yLabels) = DecadeTicks(ys.Min(), ys.Max());
-        plot.Axes.Left.SetTicks(yPositions, yLabels);
+        plot.Axes.Bottom.SetTicks(xTicks.Select(Math.Log10).ToArray(), xTicks.Select(n => n.ToString("0", CultureInfo.InvariantCulture)).ToArray());
+        plot.Axes.Left.TickGenerator = new NumericAutomatic
+        {
+            IntegerTicksOnly = true,   // a label at each power of ten, minor ticks at 2…9 times it
+            MinorTickGenerator = new LogMinorTickGenerator(),
+            LabelFormatter = y => Math.Pow(10, y).ToString("G4", CultureInfo.InvariantCulture),
+        };
         plot.Axes.SetLimitsX(xs.Min() - 0.08, xs.Max() + 0.08);
         plot.Axes.SetLimitsY(ys.Min() - 0.15, ys.Max() + 0.15);
         plot.Title(title);
@@ -61,21 +67,5 @@ internal static class Plots
         plot.ShowLegend(Alignment.UpperLeft);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         plot.SavePng(path, Width, Height);
-    }
-
-    /// <summary>Ticks at 1, 2 and 5 times each power of ten inside [lo, hi] (log10 units).</summary>
-    private static (double[] Positions, string[] Labels) DecadeTicks(double lo, double hi)
-    {
-        var positions = new List<double>();
-        var labels = new List<string>();
-        for (int e = (int)Math.Floor(lo) - 1; e <= (int)Math.Ceiling(hi) + 1; e++)
-            foreach (double m in new[] { 1.0, 2.0, 5.0 })
-            {
-                double v = m * Math.Pow(10, e), p = Math.Log10(v);
-                if (p < lo - 0.15 || p > hi + 0.15) continue;
-                positions.Add(p);
-                labels.Add(v >= 1 ? v.ToString("0", System.Globalization.CultureInfo.InvariantCulture) : v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture));
-            }
-        return (positions.ToArray(), labels.ToArray());
     }
 }

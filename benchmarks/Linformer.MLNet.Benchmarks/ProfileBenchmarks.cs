@@ -46,13 +46,12 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
     {
         if (Profiles.Count == 0) yield break;
         bool complete = CaseIds(run.Profile).All(run.Filter.Matches);
-        double Rate(double flops, Timing t) => flops / (t.MedianMs * 1e-3) / 1e9;
         string OfMatmul(double rate) => run.AttainableGflopPerSecond is { } peak ? Pct(rate / peak) : "—";
         yield return new("profile-summary", Table(
             ["layer", "whole layer ms", "sum of parts ms", "whole layer GFLOP/s", "of matmul", "dense maps", "attention + projections", "elementwise"],
             Profiles.Select(p =>
             {
-                double rate = Rate(Flops.Forward(p.Model, p.SequenceLength, run.Profile), p.WholeLayer);
+                double rate = Flops.GflopPerSecond(Flops.Forward(p.Model, p.SequenceLength, run.Profile), p.WholeLayer.MedianMs);
                 string Share(PartKind kind) => Pct(p.Parts.Where(x => x.Kind == kind).Sum(x => x.Timing.MedianMs) / p.SumOfPartsMs);
                 return new[]
                 {
@@ -65,8 +64,8 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
             Table(["part", "ms", "share", "GFLOP", "GFLOP/s", "of matmul", "note"], p.Parts.Select(x => new[]
             {
                 x.Name, F(x.Timing.MedianMs, 2), Pct(x.Timing.MedianMs / p.SumOfPartsMs),
-                x.Flops > 0 ? G3(x.Flops / 1e9) : "—", x.Flops > 0 ? F(Rate(x.Flops, x.Timing), 1) : "—",
-                x.Flops > 0 ? OfMatmul(Rate(x.Flops, x.Timing)) : "—", x.Note ?? "",
+                x.Flops > 0 ? G3(x.Flops / 1e9) : "—", x.Flops > 0 ? F(Flops.GflopPerSecond(x.Flops, x.Timing.MedianMs), 1) : "—",
+                x.Flops > 0 ? OfMatmul(Flops.GflopPerSecond(x.Flops, x.Timing.MedianMs)) : "—", x.Note ?? "",
             })) +
             (p.Alternatives.Count == 0 ? "" : "\n" + Table(["alternative", "ms", "note"],
                 p.Alternatives.Select(x => new[] { x.Name, F(x.Timing.MedianMs, 2), x.Note ?? "" }))))), complete);

@@ -86,7 +86,7 @@ internal sealed record RunProfile
     public int HeadWidth => Channels / Heads;
 
     /// <summary>The quick-start model of the README: tokens, width 64, k = 64, 4 heads, depth 2, FF 256, batch 16.</summary>
-    private static MlNetModel QuickStart(int n) => new("tokens", n, 50257, 0, 64, 64, 4, 2, 256, 16);
+    internal static MlNetModel QuickStart(int n) => new("tokens", n, 50257, 0, 64, 64, 4, 2, 256, 16);
 
     /// <summary>A float-input model: 8 channels per position projected to width 64, batch 32.</summary>
     private static MlNetModel Floats(int n) => new("floats", n, 0, 8, 64, 64, 4, 2, 256, 32);

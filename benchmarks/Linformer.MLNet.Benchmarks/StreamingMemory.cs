@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
-using System.Text.RegularExpressions;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -17,7 +16,7 @@ namespace Linformer.MLNet.Benchmarks;
 /// </code>
 /// Each size runs as <c>streaming-memory --child ROWS</c> in its own process, so one run's peak cannot hide another's.
 /// </summary>
-internal static partial class StreamingMemory
+internal static class StreamingMemory
 {
     private const int N = 512;
     private const int Vocabulary = 256;
@@ -38,12 +37,12 @@ internal static partial class StreamingMemory
         foreach (int rows in sizes)
         {
             var (exit, output) = RunChild(rows);
-            Console.Write(output);
+            var lines = output.TrimEnd().Split('\n');
+            Console.WriteLine(string.Join('\n', exit == 0 ? lines[..^1] : lines));
             if (exit != 0) { Console.Error.WriteLine($"streaming-memory --child {rows} exited with {exit}."); return exit; }
-            var m = ResultLine().Match(output);
-            if (!m.Success) { Console.Error.WriteLine($"no result line in the output for {rows} rows."); return 1; }
-            double Value(int i) => double.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture);
-            peaks.Add((rows, Value(1), Value(2), Value(3)));
+            // The child's last line, not shown: peak MiB, rise MiB, seconds.
+            var v = lines[^1].Split(' ').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            peaks.Add((rows, v[0], v[1], v[2]));
         }
         Console.WriteLine();
         Console.Write(Markdown.Table(["rows", "as Int64 ids in memory", "peak RSS during Fit", "rise above RSS before Fit", "Fit time"], peaks.Select(p => new[]
@@ -55,9 +54,6 @@ internal static partial class StreamingMemory
             Console.WriteLine(FormattableString.Invariant($"peak RSS, {peaks[^1].Rows:N0} rows ÷ {peaks[0].Rows:N0} rows: {peaks[^1].PeakMiB / peaks[0].PeakMiB:F3}"));
         return 0;
     }
-
-    [GeneratedRegex(@"^result: peak ([\d.]+) MiB, rise ([\d.]+) MiB, ([\d.]+) s$", RegexOptions.Multiline)]
-    private static partial Regex ResultLine();
 
     private static (int Exit, string Output) RunChild(int rows)
     {
@@ -102,7 +98,7 @@ internal static partial class StreamingMemory
         model!.Dispose();
         if (rise is null) { Console.Error.WriteLine("peak memory is measured on Linux only (/proc/self/status)."); return 2; }
         Console.WriteLine(FormattableString.Invariant($"{rows:N0} rows: peak RSS during Fit {peak / 1048576.0:F1} MiB ({rise.Value / 1048576.0:F1} MiB above the RSS before), {watch.Elapsed.TotalSeconds:F1} s"));
-        Console.WriteLine(FormattableString.Invariant($"result: peak {peak / 1048576.0:F1} MiB, rise {rise.Value / 1048576.0:F1} MiB, {watch.Elapsed.TotalSeconds:F1} s"));
+        Console.WriteLine(FormattableString.Invariant($"{peak / 1048576.0:F1} {rise.Value / 1048576.0:F1} {watch.Elapsed.TotalSeconds:F1}"));
         return 0;
     }
 }

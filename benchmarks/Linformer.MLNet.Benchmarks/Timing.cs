@@ -35,10 +35,11 @@ internal sealed record RepetitionPolicy(int Warmups, int MinRepetitions, int Max
 }
 
 /// <summary>
-/// One case of the layer benchmark (a model in one mode at one N) measured in steps, so that several cases can take
-/// turns: <see cref="Prepare"/> runs the untimed warm-ups (first-call costs: MKL buffers, oneDNN primitives,
-/// gradient buffers) and (unless told not to) the untimed iteration that measures peak memory, and fixes the number of repetitions
-/// from the budget; <see cref="RunOnce"/> runs one timed repetition.
+/// One case (a layer model in one mode at one N, a part of the profile, a side of an ML.NET comparison) measured in
+/// steps, so that several cases can take turns: <see cref="Prepare"/> runs the untimed warm-ups (first-call costs: MKL
+/// buffers, oneDNN primitives, gradient buffers) and (unless told not to) the untimed iteration that measures peak
+/// memory, and fixes the number of repetitions from the budget; <see cref="RunOnce"/> runs one timed repetition. Every
+/// iteration ends by waiting for the device (<see cref="BenchDevice.Synchronize"/>).
 /// </summary>
 internal sealed class InterleavedCase(Action iteration, Action? beforeEach, RepetitionPolicy policy, int threads, bool measureMemory = true)
 {
@@ -55,11 +56,12 @@ internal sealed class InterleavedCase(Action iteration, Action? beforeEach, Repe
     {
         var watch = new Stopwatch();
         double lastMs = 0;
-        for (int i = 0; i < Math.Max(1, policy.Warmups); i++)
+        for (int i = 0; i < policy.Warmups; i++)
         {
             beforeEach?.Invoke();
             watch.Restart();
             iteration();
+            BenchDevice.Synchronize();
             lastMs = watch.Elapsed.TotalMilliseconds;
             if (lastMs > SlowIterationMs) break;
         }
@@ -77,6 +79,7 @@ internal sealed class InterleavedCase(Action iteration, Action? beforeEach, Repe
         var cpuBefore = Environment.CpuUsage.TotalTime;
         long start = Stopwatch.GetTimestamp();
         iteration();
+        BenchDevice.Synchronize();
         samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         cpu += Environment.CpuUsage.TotalTime - cpuBefore;
     }
@@ -93,42 +96,51 @@ internal sealed class InterleavedCase(Action iteration, Action? beforeEach, Repe
 /// <summary>The measurement loops: a plain Stopwatch harness, single-threaded on the .NET side (libtorch uses its own intra-op threads).</summary>
 internal static class Harness
 {
-    /// <summary>Rounds the timed repetitions of a group of cases are split into.</summary>
+    /// <summary>Rounds the timed repetitions of a group of cases are split into, unless a caller gives its own.</summary>
     public const int Rounds = 3;
 
     /// <summary>
     /// Measures several cases in turns: each is prepared (warm-ups, memory), then the timed repetitions are split
-    /// into <see cref="Rounds"/> rounds, and in each round every case runs its share back to back. A slow phase of the
-    /// machine (a neighbour on the host, a frequency change) thus falls on every case alike instead of on whichever
-    /// case happened to run then, while consecutive repetitions of one case still find its memory warm, as repeated
-    /// calls of one model in an application do.
+    /// into <paramref name="rounds"/> rounds, and in each round every case runs its share back to back, in reverse
+    /// order every other round (A B, B A, …). A slow phase of the machine (a neighbour on the host, a frequency change)
+    /// thus falls on every case alike instead of on whichever case happened to run then, while consecutive repetitions
+    /// of one case still find its memory warm, as repeated calls of one model in an application do. Cases with as
+    /// many repetitions as rounds give paired samples: sample i of each case comes from round i.
     /// </summary>
     /// <param name="cases">The cases, in the order they take turns.</param>
     /// <param name="beforeCase">Called before each case is prepared (waiting for free cores), or null.</param>
     /// <param name="beforeRound">Called before each case's share of a round (waiting for free cores), or null.</param>
-    public static void RunInterleaved(IReadOnlyList<InterleavedCase> cases, Action? beforeCase, Action? beforeRound)
+    /// <param name="rounds">Rounds the timed repetitions are split into.</param>
+    public static void RunInterleaved(IReadOnlyList<InterleavedCase> cases, Action? beforeCase, Action? beforeRound, int rounds = Rounds)
     {
         foreach (var c in cases)
         {
             beforeCase?.Invoke();
             c.Prepare();
         }
-        for (int round = 0; round < Rounds; round++)
-            foreach (var c in cases)
+        for (int round = 0; round < rounds; round++)
+            for (int j = 0; j < cases.Count; j++)
             {
-                int share = c.TargetRepetitions * (round + 1) / Rounds - c.TargetRepetitions * round / Rounds;
+                var c = cases[round % 2 == 0 ? j : cases.Count - 1 - j];
+                int share = c.TargetRepetitions * (round + 1) / rounds - c.TargetRepetitions * round / rounds;
                 if (share == 0) continue;
                 beforeRound?.Invoke();
                 for (int i = 0; i < share; i++) c.RunOnce();
             }
     }
 
-    /// <summary>Times a single operation without the memory probe (the matmul reference, the profile's parts).</summary>
+    /// <summary>Times a single operation without the memory probe (the matmul reference and checks).</summary>
     public static Timing Time(Action iteration, RepetitionPolicy policy)
     {
         var c = new InterleavedCase(iteration, null, policy, 1, measureMemory: false);
-        c.Prepare();
-        for (int i = 0; i < c.TargetRepetitions; i++) c.RunOnce();
+        RunInterleaved([c], null, null);
         return c.Timing;
     }
+
+    /// <summary>
+    /// A side of a paired comparison (ML.NET against the raw network, fp32 against bf16): <paramref name="warmups"/>
+    /// untimed calls, then one timed call per round of <paramref name="samples"/> rounds; what it returns is kept alive.
+    /// </summary>
+    public static InterleavedCase Side(Func<double> call, int warmups, int samples, Action? beforeEach = null)
+        => new(() => GC.KeepAlive(call()), beforeEach, new RepetitionPolicy(warmups, samples, samples, 0), 1, measureMemory: false);
 }
