@@ -103,23 +103,32 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
     }
 
     /// <summary>
-    /// Prepares every engine (untimed warm-ups), then runs one sample of each per round, in reverse order every other
-    /// round; the number of rounds is what the slowest engine's budget allows.
+    /// Runs the engines in turns (<see cref="Harness.RunInterleaved"/>), one timed call of each per round, so that sample
+    /// i of every engine comes from round i. One untimed call of each comes first: the first of the policy's warm-ups, and
+    /// the time that fixes the rounds (as many as the policy's budget allows the slowest engine). Waiting for free cores
+    /// happens only between rounds, so the engines of a round meet the same machine.
     /// </summary>
-    private static Timing[] InTurns(IReadOnlyList<InterleavedCase> cases, BenchmarkRun run)
+    private static Timing[] InTurns(IReadOnlyList<(Action Call, Action? Before)> engines, RepetitionPolicy policy, BenchmarkRun run)
     {
-        foreach (var c in cases) c.Prepare();
-        int rounds = cases.Min(c => c.TargetRepetitions);
-        var sinceCheck = Stopwatch.StartNew();
-        for (int round = 0; round < rounds; round++)
+        double slowestMs = 0;
+        foreach (var (call, before) in engines)
         {
-            if (sinceCheck.Elapsed.TotalSeconds >= 5)   // checking costs half a second: only every few seconds
-            {
-                run.WaitForQuiet();
-                sinceCheck.Restart();
-            }
-            for (int j = 0; j < cases.Count; j++) cases[round % 2 == 0 ? j : cases.Count - 1 - j].RunOnce();
+            before?.Invoke();
+            long start = Stopwatch.GetTimestamp();
+            call();
+            slowestMs = Math.Max(slowestMs, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
+        int rounds = policy.RepetitionsFor(slowestMs);
+        var cases = engines.Select(e => Harness.Side(() => { e.Call(); return 0; }, Math.Max(0, policy.Warmups - 1), rounds, e.Before)).ToList();
+        var sinceCheck = Stopwatch.StartNew();
+        int turns = 0;
+        Harness.RunInterleaved(cases, null, () =>
+        {
+            // Before the first engine of a round only, and every few seconds (checking costs half a second).
+            if (turns++ % cases.Count != 0 || sinceCheck.Elapsed.TotalSeconds < 5) return;
+            run.WaitForQuiet();
+            sinceCheck.Restart();
+        }, rounds);
         return cases.Select(c => c.Timing).ToArray();
     }
 
@@ -175,14 +184,16 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
             return network.forward(x, null).contiguous().data<float>().ToArray();   // (B, N, C)
         }
 
-        var engines = new List<(string Name, InterleavedCase Case, Func<float[]> Output)>();
-        Action? toFloat32 = MeasureBf16 ? () => transformer.Precision = LinformerPrecision.Float32 : null;
-        engines.Add((TorchSharp, new InterleavedCase(() =>
+        void TorchForward()
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             network.forward(x, null);
-        }, toFloat32, p.Layer, get_num_threads(), measureMemory: false), TorchOutput));
+        }
+
+        var engines = new List<(string Name, Action Call, Action? Before, Func<float[]> Output)>();
+        Action? toFloat32 = MeasureBf16 ? () => transformer.Precision = LinformerPrecision.Float32 : null;
+        engines.Add((TorchSharp, TorchForward, toFloat32, TorchOutput));
 
         var owned = new List<IDisposable>();   // sessions, run options, ONNX Runtime values
         try
@@ -200,19 +211,14 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
                 var runOptions = new RunOptions();
                 owned.AddRange([session, outputValue, runOptions]);
                 void RunSession() => session.Run(runOptions, inputNames, [input, maskValue], outputNames, [outputValue]);
-                engines.Add((engine, new InterleavedCase(RunSession, null, p.Layer, get_num_threads(), measureMemory: false), () =>
+                engines.Add((engine, RunSession, null, () =>
                 {
                     RunSession();
                     return (float[])output.Clone();
                 }));
             }
             if (MeasureBf16)
-                engines.Add((TorchSharpBf16, new InterleavedCase(() =>
-                {
-                    using var scope = NewDisposeScope();
-                    using var noGrad = no_grad();
-                    network.forward(x, null);
-                }, () => transformer.Precision = LinformerPrecision.BFloat16, p.Layer, get_num_threads(), measureMemory: false), () =>
+                engines.Add((TorchSharpBf16, TorchForward, () => transformer.Precision = LinformerPrecision.BFloat16, () =>
                 {
                     transformer.Precision = LinformerPrecision.BFloat16;
                     try { return TorchOutput(); }
@@ -220,7 +226,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
                 }));
 
             run.WaitForQuiet();
-            var timings = InTurns(engines.Select(e => e.Case).ToList(), run);
+            var timings = InTurns(engines.Select(e => (e.Call, e.Before)).ToList(), p.Layer, run);
             toFloat32?.Invoke();
             var reference = TorchOutput();
             var results = engines.Select((e, i) =>
@@ -356,9 +362,8 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
             // Warm-ups as in the ML.NET overhead section: two passes of each engine (first-call costs of oneDNN, ONNX
             // Runtime's kernels, the JIT, the allocator); then the rounds.
             var policy = new RepetitionPolicy(Warmups: 2, MinRepetitions: settings.TransformRounds, MaxRepetitions: settings.TransformRounds, SecondsPerCase: 0);
-            var cases = engines.Select(e => new InterleavedCase(() => GC.KeepAlive(e.Pass()), e.Before, policy, get_num_threads(), measureMemory: false)).ToList();
             run.WaitForQuiet();
-            var timings = InTurns(cases, run);
+            var timings = InTurns(engines.Select(e => ((Action)(() => GC.KeepAlive(e.Pass())), e.Before)).ToList(), policy, run);
 
             float[] Features((string Name, Func<double> Pass, Action? Before) e)
             {
