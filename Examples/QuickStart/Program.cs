@@ -2,10 +2,11 @@
 // mail) → a Linformer encoder trained with the label → logistic regression, all in one ML.NET pipeline. Then the
 // same pipeline with full attention, side by side, and the model saved, loaded back and checked.
 //
-//   dotnet run --project Examples/QuickStart [-- --quick] [--output <folder>]
+//   dotnet run --project Examples/QuickStart [-- --quick] [--output <folder>] [--onnx-int8]
 //
 // --quick trains on 300 mails for 2 epochs (a smoke test); --output sets where quickstart-model.zip is written
-// (default: next to the program).
+// (default: next to the program); --onnx-int8 also scores the Linformer encoder with ONNX Runtime in float32 and int8
+// and evaluates the logistic regression on those encodings (docs/onnx.md).
 using System.Diagnostics;
 using Linformer.MLNet;
 using Linformer.MLNet.Examples;
@@ -124,6 +125,7 @@ var first = testRows[0];
 Console.WriteLine($"first test mail ({(first.Label ? "spam" : "ham")}): '{first.Text[..Math.Min(60, first.Text.Length)]}…' → P(spam) = {linformer.Scores[0]:F3} → {reloadedScores[0]:F3} after loading");
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
 Console.WriteLine($"model: {modelPath}");
+if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, linformer.Model, test, "Label", Gpt2Tokens.PaddingId);
 
 foreach (var m in new[] { linformer.Model, full.Model, loaded }) (m as IDisposable)?.Dispose();
 return 0;

@@ -4,9 +4,10 @@
 // 32-number encoding, logistic regression classifies it, and ML.NET's evaluator scores it on windows from two
 // other motes. The same evaluation of a standard trainer on the raw 128 numbers is the honest baseline.
 //
-//   dotnet run --project Examples/SensorSequences [-- --quick]
+//   dotnet run --project Examples/SensorSequences [-- --quick] [--onnx-int8]
 //
-// --quick: 6 epochs instead of 40 (a smoke test).
+// --quick: 6 epochs instead of 40 (a smoke test); --onnx-int8 also scores the encoder with ONNX Runtime in float32 and
+// int8 and evaluates the logistic regression on those encodings (docs/onnx.md).
 using System.Diagnostics;
 using Linformer.MLNet;
 using Linformer.MLNet.Examples;
@@ -66,6 +67,7 @@ foreach (var (name, trainer) in raw)
 }
 Console.WriteLine($"(always answering 'no anomaly' scores accuracy {Count(test, false) / (double)(Count(test, true) + Count(test, false)):F3}, F1 0)");
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
+if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, model, test, "Label");
 return 0;
 
 static void Print(string name, BinaryClassificationMetrics m, double seconds)

@@ -5,9 +5,10 @@
 // For an honest reference, a classic bag-of-words-and-bigrams model (FeaturizeText → SDCA logistic regression) on the same
 // mails is evaluated too.
 //
-//   dotnet run --project Examples/TextClassification [-- --quick]
+//   dotnet run --project Examples/TextClassification [-- --quick] [--onnx-int8]
 //
-// --quick: 250 training and 40 test mails per class, 3 epochs (a smoke test).
+// --quick: 250 training and 40 test mails per class, 3 epochs (a smoke test); --onnx-int8 also scores the encoder with
+// ONNX Runtime in float32 and int8 and evaluates (a)'s FastTree on those encodings (docs/onnx.md).
 using System.Diagnostics;
 using Linformer.MLNet;
 using Linformer.MLNet.Examples;
@@ -82,6 +83,7 @@ Print("(a) Linformer pooled encoding → FastTree", pooled);
 Print("(b) Linformer classification head", headMetrics);
 Print($"reference: n-grams → SDCA ({classicSeconds:F0} s)", classicMetrics);
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
+if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, model, test, "Label", Gpt2Tokens.PaddingId);
 return 0;
 
 static void Print(string name, BinaryClassificationMetrics m)

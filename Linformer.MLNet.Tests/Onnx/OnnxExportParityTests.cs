@@ -178,7 +178,7 @@ public sealed class OnnxExportParityTests
     internal static SessionOptions AllOptimizations() => new() { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
 
     /// <summary>Moves every parameter away from its initial value (LayerNorm's ones and zeros included), so swapped weights show.</summary>
-    private static void Perturb(LinformerNetwork network)
+    internal static void Perturb(LinformerNetwork network)
     {
         using var noGrad = no_grad();
         using var scale = 0.2.ToScalar();
@@ -186,7 +186,7 @@ public sealed class OnnxExportParityTests
     }
 
     /// <summary>Random ids or values and a mask: row 0 whole, row 1 with a padded tail, row 2 (of 3) wholly padded.</summary>
-    private static (long[]? Ids, float[]? Values, bool[] Mask) Inputs(NetworkSpec spec, int n, int seed)
+    internal static (long[]? Ids, float[]? Values, bool[] Mask) Inputs(NetworkSpec spec, int n, int seed)
     {
         var random = new Random(seed);
         var mask = new bool[Batch * n];
@@ -199,7 +199,7 @@ public sealed class OnnxExportParityTests
     }
 
     /// <summary>What the transformer's batch encoder computes (Data/BatchEncoder.cs), with the mask always given.</summary>
-    private static (float[] Features, float[]? Head) TorchSharpOutputs(LinformerNetwork network, long[]? ids, float[]? values, bool[] mask, int n,
+    internal static (float[] Features, float[]? Head) TorchSharpOutputs(LinformerNetwork network, long[]? ids, float[]? values, bool[] mask, int n,
         LinformerOutputKind kind, HeadOutput headOutput)
     {
         using var scope = NewDisposeScope();
@@ -220,7 +220,7 @@ public sealed class OnnxExportParityTests
         return (features, y.contiguous().data<float>().ToArray());
     }
 
-    private static (float[] Features, float[]? Head) Run(global::Onnx.ModelProto model, NetworkSpec spec, long[]? ids, float[]? values, bool[] mask, int n, int batch = Batch)
+    internal static (float[] Features, float[]? Head) Run(global::Onnx.ModelProto model, NetworkSpec spec, long[]? ids, float[]? values, bool[] mask, int n, int batch = Batch)
     {
         using var stream = new MemoryStream();
         LinformerOnnxExporter.Write(model, stream);
@@ -238,7 +238,7 @@ public sealed class OnnxExportParityTests
         return (features, head);
     }
 
-    private static double MaxAbs(float[] expected, float[] actual)
+    internal static double MaxAbs(float[] expected, float[] actual)
     {
         Assert.HasCount(expected.Length, actual, "output length");
         double max = 0;

@@ -35,14 +35,24 @@ internal sealed class LinformerOnnxExporter
     private readonly LinformerNetwork network;
     private readonly LinformerEncoderOptions options;
     private readonly int length;
+    private readonly bool int8;
     // Weights shared by several layers or by E and F are written once.
     private readonly Dictionary<(object Module, string Part), string> written = new();
 
-    private LinformerOnnxExporter(LinformerNetwork network, int length)
+    /// <summary>
+    /// The largest int8 weight magnitude: 63, not 127. x64 CPUs without VNNI multiply uint8 by int8 with VPMADDUBSW,
+    /// which saturates a pair of products at 32767 (2 · 255 · 127 would overflow it, 2 · 255 · 63 does not), so with
+    /// 7-bit weights ONNX Runtime computes the exact integer products on every CPU (the reduce-range rule of ONNX
+    /// Runtime's own quantiser).
+    /// </summary>
+    public const int Int8WeightLevels = 63;
+
+    private LinformerOnnxExporter(LinformerNetwork network, int length, LinformerOnnxQuantization quantization)
     {
         this.network = network;
         options = network.Spec.Encoder;
         this.length = length;
+        int8 = quantization == LinformerOnnxQuantization.Int8;
     }
 
     /// <summary>The whole network as an ONNX model.</summary>
@@ -50,9 +60,14 @@ internal sealed class LinformerOnnxExporter
     /// <param name="outputKind">What <c>features</c> holds.</param>
     /// <param name="headOutput">What <c>head</c> holds; <see cref="HeadOutput.None"/> leaves it out.</param>
     /// <param name="length">Exported sequence length n (1 … N); null = N.</param>
-    public static ModelProto Export(LinformerNetwork network, LinformerOutputKind outputKind, HeadOutput headOutput, int? length = null)
+    /// <param name="quantization">Float32, or int8 dense maps (<see cref="LinformerOnnxQuantization.Int8"/>).</param>
+    public static ModelProto Export(LinformerNetwork network, LinformerOutputKind outputKind, HeadOutput headOutput, int? length = null,
+        LinformerOnnxQuantization quantization = LinformerOnnxQuantization.None)
     {
         ArgumentNullException.ThrowIfNull(network);
+        if (!Enum.IsDefined(quantization))
+            throw new ArgumentOutOfRangeException(nameof(quantization), quantization, string.Create(CultureInfo.InvariantCulture,
+                $"The quantization must be {nameof(LinformerOnnxQuantization.None)} or {nameof(LinformerOnnxQuantization.Int8)}; got {(int)quantization}."));
         int n = length ?? network.Spec.Encoder.SequenceLength;
         if (n <= 0 || n > network.Spec.Encoder.SequenceLength)
             throw new ArgumentOutOfRangeException(nameof(length), n, string.Create(CultureInfo.InvariantCulture,
@@ -61,7 +76,7 @@ internal sealed class LinformerOnnxExporter
             throw new ArgumentException("The network has no supervised head to export.", nameof(headOutput));
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        return new LinformerOnnxExporter(network, n).Build(outputKind, headOutput);
+        return new LinformerOnnxExporter(network, n, quantization).Build(outputKind, headOutput);
     }
 
     /// <summary>Writes <paramref name="model"/> to <paramref name="stream"/> in the ONNX (protobuf) format.</summary>
@@ -172,9 +187,10 @@ internal sealed class LinformerOnnxExporter
         int h = options.Heads, d = options.EffectiveHeadWidth;
         long hd = (long)h * d;
         var qkv = attention.Qkv;
-        string Map(int part) => Weight(qkv, "qkv" + part.ToString(CultureInfo.InvariantCulture), () => qkv.weight!.narrow(0, part * hd, hd).t());   // (C, H·D)
+        string Map(string input, int part)                                                         // (…, C) @ (C, H·D)
+            => Dense(input, qkv, "qkv" + part.ToString(CultureInfo.InvariantCulture), () => qkv.weight!.narrow(0, part * hd, hd).t());
 
-        string q = SplitHeads(g.MatMul(x, Map(0)), length);                                        // (B, H, n, D)
+        string q = SplitHeads(Map(x, 0), length);                                                  // (B, H, n, D)
 
         // Step 2: padded rows zeroed before E and F (exact with the bias-free K/V maps), then projected.
         var projections = attention.Projections;
@@ -182,22 +198,22 @@ internal sealed class LinformerOnnxExporter
         string k, v;
         if (projections.IsFullAttention)
         {
-            k = SplitHeads(g.MatMul(xm, Map(1)), length);                                          // (B, H, n, D)
-            v = SplitHeads(g.MatMul(xm, Map(2)), length);
+            k = SplitHeads(Map(xm, 1), length);                                                    // (B, H, n, D)
+            v = SplitHeads(Map(xm, 2), length);
         }
         else if (projections.ProjectsInputFirst)
         {
             var e = projections.Key!;
             var f = projections.Value!;
-            string forKey = g.MatMul(SequenceWeight(e), xm);                                       // (K, n) @ (B, n, C) → (B, K, C)
-            string forValue = ReferenceEquals(e, f) ? forKey : g.MatMul(SequenceWeight(f), xm);
-            k = SplitHeads(AddSequenceBias(g.MatMul(forKey, Map(1)), e), e.ProjectedLength);       // (B, H, K, D)
-            v = SplitHeads(AddSequenceBias(g.MatMul(forValue, Map(2)), f), f.ProjectedLength);
+            string forKey = SequenceMatMul(e, xm, 1);                                              // (K, n) @ (B, n, C) → (B, K, C)
+            string forValue = ReferenceEquals(e, f) ? forKey : SequenceMatMul(f, xm, 1);
+            k = SplitHeads(AddSequenceBias(Map(forKey, 1), e), e.ProjectedLength);                 // (B, H, K, D)
+            v = SplitHeads(AddSequenceBias(Map(forValue, 2), f), f.ProjectedLength);
         }
         else
         {
-            k = Project(SplitHeads(g.MatMul(xm, Map(1)), length), projections.Key!);               // (B, H, K, D)
-            v = Project(SplitHeads(g.MatMul(xm, Map(2)), length), projections.Value!);
+            k = Project(SplitHeads(Map(xm, 1), length), projections.Key!);                         // (B, H, K, D)
+            v = Project(SplitHeads(Map(xm, 2), length), projections.Value!);
         }
 
         // Step 3: softmax(Q Kᵀ / √D) V; full attention masks padded keys.
@@ -221,6 +237,26 @@ internal sealed class LinformerOnnxExporter
             return p.Groups == 1 ? w[0] : w;
         });
 
+    /// <summary>
+    /// E x along the sequence axis: (K, n) or (H, K, n) @ (…, n, F) → (…, K, F). In int8 a single (K, n) matrix is
+    /// applied as (xᵀ Eᵀ)ᵀ, so that E is the quantised right operand with one scale per projected position; a
+    /// per-head E (H, K, n) stays float32.
+    /// </summary>
+    /// <param name="p">The projection.</param>
+    /// <param name="x">(…, n, F).</param>
+    /// <param name="batchAxes">How many axes precede (n, F): 1 for (B, n, C), 2 for (B, H, n, D).</param>
+    private string SequenceMatMul(SequenceProjection p, string x, int batchAxes)
+    {
+        if (!int8 || p.Groups != 1) return g.MatMul(SequenceWeight(p), x);
+        long[] swap = batchAxes == 1 ? new long[] { 0, 2, 1 } : new long[] { 0, 1, 3, 2 };
+        string projected = Dense(g.Transpose(x, swap), p, "weight", () =>                        // (…, F, n) @ (n, K) → (…, F, K)
+        {
+            var w = length == p.SequenceLength ? p.Weight : p.Weight.narrow(2, 0, length);
+            return w[0].t();
+        });
+        return g.Transpose(projected, swap);                                                       // (…, K, F)
+    }
+
     /// <summary>Adds E's per-projected-position bias to y (…, K, F), if it has one.</summary>
     private string AddSequenceBias(string y, SequenceProjection p)
     {
@@ -232,7 +268,7 @@ internal sealed class LinformerOnnxExporter
     /// <summary>Per-head projection (B, H, n, D) → (B, H, K, D): a batched matrix product, or the convolution.</summary>
     private string Project(string x, SequenceProjection p)
     {
-        if (p.IsSequenceLinear) return AddSequenceBias(g.MatMul(SequenceWeight(p), x), p);   // (K, n) or (H, K, n) @ (B, H, n, D)
+        if (p.IsSequenceLinear) return AddSequenceBias(SequenceMatMul(p, x, 2), p);   // (K, n) or (H, K, n) @ (B, H, n, D)
         int h = options.Heads, d = options.EffectiveHeadWidth, n = p.SequenceLength, k = p.ProjectedLength;
         int stride = n / k;
         string weight = Weight(p, "weight", () => p.Weight);
@@ -271,8 +307,52 @@ internal sealed class LinformerOnnxExporter
     /// <summary>x Wᵀ + b over the last axis.</summary>
     private string Linear(string x, Linear linear)
     {
-        string y = g.MatMul(x, Weight(linear, "weight", () => linear.weight!.t()));
+        string y = Dense(x, linear, "weight", () => linear.weight!.t());
         return linear.bias is null ? y : g.Add(y, Weight(linear, "bias", () => linear.bias));
+    }
+
+    /// <summary>
+    /// x @ W over the last axis, W (in, out) a weight: a float MatMul, or in int8 x quantised dynamically to uint8
+    /// (one scale and zero point per call), W symmetric int8 per output column, int32 products scaled back to float:
+    /// the pattern ONNX Runtime fuses into one DynamicQuantizeMatMul (a bias Add after it is fused too).
+    /// </summary>
+    private string Dense(string x, object module, string part, Func<Tensor> weight)
+    {
+        if (!int8) return g.MatMul(x, Weight(module, part, weight));
+        var (quantised, scales) = QuantisedWeight(module, part, weight);
+        string[] dq = g.Node("DynamicQuantizeLinear", new[] { x }, 3);                          // uint8 x, scale, zero point
+        string product = g.Node("MatMulInteger", new[] { dq[0], quantised, dq[2] });            // int32 (…, out)
+        return g.Mul(g.Cast(product, DataType.Float), g.Mul(dq[1], scales));                     // · (x scale · W scale per column)
+    }
+
+    /// <summary>W (in, out) as int8 in [−<see cref="Int8WeightLevels"/>, <see cref="Int8WeightLevels"/>] and one float scale per column.</summary>
+    private (string Weight, string Scales) QuantisedWeight(object module, string part, Func<Tensor> weight)
+    {
+        if (written.TryGetValue((module, part), out var name)) return (name, written[(module, part + ".scale")]);
+        var (values, rows, columns) = Floats(weight());
+        var scales = new float[columns];
+        for (int c = 0; c < columns; c++)
+        {
+            float max = 0;
+            for (int r = 0; r < rows; r++) max = Math.Max(max, Math.Abs(values[(long)r * columns + c]));
+            scales[c] = max > 0 ? max / Int8WeightLevels : 1f;   // an all-zero column stays zero with any scale
+        }
+        var quantised = new byte[values.Length];
+        for (long i = 0; i < values.Length; i++)
+        {
+            double q = Math.Round(values[i] / scales[i % columns], MidpointRounding.ToEven);
+            quantised[i] = unchecked((byte)(sbyte)Math.Clamp(q, -Int8WeightLevels, Int8WeightLevels));
+        }
+        written[(module, part + ".scale")] = g.Initializer(part + "_scale", scales);
+        return (written[(module, part)] = g.Initializer(part + "_int8", DataType.Int8, new long[] { rows, columns }, quantised), written[(module, part + ".scale")]);
+    }
+
+    /// <summary>A 2-D tensor's float32 values (row-major) and shape.</summary>
+    private static (float[] Values, int Rows, int Columns) Floats(Tensor matrix)
+    {
+        using var scope = NewDisposeScope();
+        var cpu = matrix.detach().to_type(ScalarType.Float32).cpu().contiguous();
+        return (cpu.data<float>().ToArray(), (int)cpu.shape[0], (int)cpu.shape[1]);
     }
 
     private string Weight(object module, string part, Func<Tensor> value)

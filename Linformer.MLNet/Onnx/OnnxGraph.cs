@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Onnx;
 using TorchSharp;
@@ -43,6 +44,10 @@ internal sealed class OnnxGraph
         return proto.Name;
     }
 
+    /// <summary>Adds a 1-D float32 initializer holding <paramref name="values"/>.</summary>
+    public string Initializer(string name, float[] values)
+        => Initializer(name, TensorProto.Types.DataType.Float, new long[] { values.Length }, MemoryMarshal.AsBytes(values.AsSpan()));   // little-endian
+
     /// <summary>An int64 constant (1-D, or 0-D when <paramref name="scalar"/>), shared by every use of the same values.</summary>
     public string Int64s(long[] values, bool scalar = false)
     {
@@ -76,6 +81,18 @@ internal sealed class OnnxGraph
         node.Attribute.AddRange(attributes);
         graph.Node.Add(node);
         return output;
+    }
+
+    /// <summary>Adds a node with <paramref name="outputs"/> outputs and returns their names.</summary>
+    public string[] Node(string op, string[] inputs, int outputs)
+    {
+        string name = Fresh(op.ToLowerInvariant());
+        var node = new NodeProto { OpType = op, Name = name };
+        node.Input.AddRange(inputs);
+        var names = Enumerable.Range(0, outputs).Select(i => string.Create(CultureInfo.InvariantCulture, $"{name}_{i}")).ToArray();
+        node.Output.AddRange(names);
+        graph.Node.Add(node);
+        return names;
     }
 
     /// <summary>Renames a value to a graph output name with an Identity node.</summary>
