@@ -40,7 +40,7 @@ internal sealed record OnnxCase(string Id, int SequenceLength, MlNetModel? Model
 /// </summary>
 internal sealed class OnnxBenchmarks : IBenchmarkSection
 {
-    public const string TorchSharp = "TorchSharp fp32", TorchSharpBf16 = "TorchSharp bf16", OrtFp32 = "ONNX Runtime fp32";
+    public const string TorchSharp = "TorchSharp fp32", TorchSharpBf16 = "TorchSharp bf16", OrtFp32 = "ONNX Runtime fp32", OrtInt8 = "ONNX Runtime int8";
     public const string TransformTorchSharp = "TorchSharp fp32, `Transform`", TransformByHand = "TorchSharp fp32, batches by hand",
         TransformBf16 = "TorchSharp bf16, `Transform`";
     private const string LayerPrefix = "onnx/layer/", TransformPrefix = "onnx/transform/";
@@ -49,6 +49,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
     private static readonly (string Engine, Action<LinformerTransformer, Stream> Export)[] Exports =
     [
         (OrtFp32, (t, s) => t.ExportToOnnx(s)),
+        (OrtInt8, (t, s) => t.ExportToOnnx(s, LinformerOnnxQuantization.Int8)),
     ];
 
     /// <summary>The README's QuickStart model (Examples/QuickStart): GPT-2 token ids, N = 512, width 64, k = 64, 4 heads, 1 layer, FF 128, batch 16.</summary>
@@ -397,6 +398,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
     private static readonly (string Engine, string Baseline, double? Goal, int FromLength)[] Comparisons =
     [
         (OrtFp32, TorchSharp, 1.0, 0),
+        (OrtInt8, OrtFp32, 1.5, 4096),
         (TorchSharpBf16, TorchSharp, null, 0),
     ];
 
