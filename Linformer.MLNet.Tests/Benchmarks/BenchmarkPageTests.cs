@@ -173,8 +173,21 @@ public sealed class BenchmarkPageTests
         double maxDiff = layer.Rows.Max(r => double.Parse(r[diffColumn].Split(" / ")[0], CultureInfo.InvariantCulture));
         Says(Page, $"The outputs differ from TorchSharp's by at most {maxDiff.ToString("G3", CultureInfo.InvariantCulture)}.");
 
+        int int8Column = layer.Column("ONNX Runtime int8 speed-up over ONNX Runtime fp32"), int8Goal = int8Column + 1;
+        var atLeast4096 = layer.Rows.Where(r => Number(r[0]) >= 4096).ToList();
+        var int8Speeds = atLeast4096.Select(r => Number(r[int8Column])).ToList();
+        int int8Met = atLeast4096.Count(r => r[int8Goal].StartsWith("meets", StringComparison.Ordinal));
+        Assert.AreEqual(int8Speeds.Count(s => s >= 1.5), int8Met, "an int8 goal cell says 'meets' exactly where the speed-up is at least 1.5");
+        Says(Page, $"ONNX Runtime int8 ran at {F(int8Speeds.Min(), 2)}× to {F(int8Speeds.Max(), 2)}× the speed of ONNX Runtime fp32 at N ≥ 4096, " +
+                   $"meeting the goal of 1.5× at {int8Met} of the {atLeast4096.Count} lengths");
+        int int8Diff = layer.Column("ONNX Runtime int8: max abs / rel. diff");
+        double int8Relative = layer.Rows.Max(r => double.Parse(r[int8Diff].Split(" / ")[1], CultureInfo.InvariantCulture));
+        Says(Page, $"int8's outputs differ from TorchSharp's by at most {int8Relative.ToString("G3", CultureInfo.InvariantCulture)} relative to their size");
+
         var transform = Tables("onnx-transform").Single();
         var ort = transform.Rows.Single(r => r[0] == "ONNX Runtime fp32");
         Says(Page, $"ONNX Runtime fp32 encoded {ort[1]} rows/s, {F(Number(ort[3]), 2)}× the batches by hand and {F(Number(ort[2]), 2)}× `Transform`");
+        var int8 = transform.Rows.Single(r => r[0] == "ONNX Runtime int8");
+        Says(Page, $"int8 {int8[1]} rows/s, {F(Number(int8[3]), 2)}× the batches by hand and {F(Number(int8[2]), 2)}× `Transform`");
     }
 }
