@@ -152,4 +152,42 @@ public sealed class BenchmarkPageTests
         Assert.IsGreaterThan(Number(fitRow[1]), 16 * Number(fitRow[3]), "the page says 16 steps take longer than Fit's whole-run median");
         Says(Page, $"16 steps of {fitRow[3]} ms come to more than the whole run's median of {fitRow[1]} ms");
     }
+
+    [TestMethod]
+    public void TheOnnxSentencesAreTheirTables()
+    {
+        var layer = Tables("onnx-layer").Single();
+        int speedColumn = layer.Column("ONNX Runtime fp32 speed-up over TorchSharp fp32"), goalColumn = speedColumn + 1;
+        Assert.AreEqual("goal", layer.Header[goalColumn], "the goal column follows the ONNX Runtime fp32 speed-up");
+        var speeds = layer.Rows.Select(r => Number(r[speedColumn])).ToList();
+        int met = layer.Rows.Count(r => r[goalColumn].StartsWith("meets", StringComparison.Ordinal));
+        Assert.AreEqual(speeds.Count(s => s >= 1), met, "a goal cell says 'meets' exactly where the speed-up is at least 1");
+        Says(Page, $"ONNX Runtime fp32 ran at {F(speeds.Min(), 2)}× to {F(speeds.Max(), 2)}× the speed of TorchSharp fp32, " +
+                   $"meeting the goal at {met} of the {layer.Rows.Count} lengths");
+        string Speed(int row) => F(speeds[row], 2);
+        Says(Page, $"from {Speed(0)}× at N = {layer.Rows[0][0]} to {Speed(speeds.Count - 1)}× at N = {layer.Rows[^1][0]}");
+        var first = layer.Rows[0];
+        Says(Page, $"TorchSharp's layer took {F(Number(first[layer.Column("TorchSharp fp32 ms")]), 0)} ms at N = {first[0]} " +
+                   $"where it takes {Row("inference-time", first[0])[1]} ms on idle cores");
+        int diffColumn = layer.Column("ONNX Runtime fp32: max abs / rel. diff");
+        double maxDiff = layer.Rows.Max(r => double.Parse(r[diffColumn].Split(" / ")[0], CultureInfo.InvariantCulture));
+        Says(Page, $"The outputs differ from TorchSharp's by at most {maxDiff.ToString("G3", CultureInfo.InvariantCulture)}.");
+
+        int int8Column = layer.Column("ONNX Runtime int8 speed-up over ONNX Runtime fp32"), int8Goal = int8Column + 1;
+        var atLeast4096 = layer.Rows.Where(r => Number(r[0]) >= 4096).ToList();
+        var int8Speeds = atLeast4096.Select(r => Number(r[int8Column])).ToList();
+        int int8Met = atLeast4096.Count(r => r[int8Goal].StartsWith("meets", StringComparison.Ordinal));
+        Assert.AreEqual(int8Speeds.Count(s => s >= 1.5), int8Met, "an int8 goal cell says 'meets' exactly where the speed-up is at least 1.5");
+        Says(Page, $"ONNX Runtime int8 ran at {F(int8Speeds.Min(), 2)}× to {F(int8Speeds.Max(), 2)}× the speed of ONNX Runtime fp32 at N ≥ 4096, " +
+                   $"meeting the goal of 1.5× at {int8Met} of the {atLeast4096.Count} lengths");
+        int int8Diff = layer.Column("ONNX Runtime int8: max abs / rel. diff");
+        double int8Relative = layer.Rows.Max(r => double.Parse(r[int8Diff].Split(" / ")[1], CultureInfo.InvariantCulture));
+        Says(Page, $"int8's outputs differ from TorchSharp's by at most {int8Relative.ToString("G3", CultureInfo.InvariantCulture)} relative to their size");
+
+        var transform = Tables("onnx-transform").Single();
+        var ort = transform.Rows.Single(r => r[0] == "ONNX Runtime fp32");
+        Says(Page, $"ONNX Runtime fp32 encoded {ort[1]} rows/s, {F(Number(ort[3]), 2)}× the batches by hand and {F(Number(ort[2]), 2)}× `Transform`");
+        var int8 = transform.Rows.Single(r => r[0] == "ONNX Runtime int8");
+        Says(Page, $"int8 {int8[1]} rows/s, {F(Number(int8[3]), 2)}× the batches by hand and {F(Number(int8[2]), 2)}× `Transform`");
+    }
 }

@@ -11,7 +11,7 @@ if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);
 if (args is ["precision", ..]) return PrecisionBenchmarks.Run(args[1..]);
 
 // The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
-IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks()];
+IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks(), new OnnxBenchmarks()];
 
 var patterns = new List<string>();
 bool quick = false, smoke = false, list = false, updateDocs = false;
