@@ -41,8 +41,11 @@ public sealed class LinformerBadInputTests
     public void WrongItemTypeWrongSizeAndVariableSize()
     {
         var ml = new MLContext(1);
-        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options("Text")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
-            "Schema mismatch for input column 'Text'", "got String");
+        // A Text column is an input kind of its own (TextInputTests): without SequenceLength it is refused, naming it.
+        ExpectMessage<ArgumentException>(() => ml.Transforms.Linformer(Options("Text")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+            "SequenceLength must be set for the Text input column 'Text'");
+        ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(Options("Label")).Fit(ml.Data.LoadFromEnumerable(new[] { new Tokens() })),
+            "Schema mismatch for input column 'Label'", "got Boolean");
         var o = Options();
         o.SequenceLength = N;
         ExpectMessage<ArgumentOutOfRangeException>(() => ml.Transforms.Linformer(o).Fit(ml.Data.LoadFromEnumerable(new[] { new WrongSize() })),
