@@ -256,6 +256,47 @@ public sealed class LinformerOnnxTransformerTests
         finally { File.Delete(path); }
     }
 
+    /// <summary>
+    /// A Text input column: the ONNX Runtime transform tokenises with the model's tokenizer, saves it in its zip like the
+    /// Linformer transform does, and gives the TorchSharp values after a save and load. A model that encodes long rows
+    /// as windows is refused, naming LongInputs: its windows are averaged outside the graph.
+    /// </summary>
+    [TestMethod]
+    public void TextInputKeepsItsTokenizerThroughSaveAndWindowsAreRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        var words = new[] { "offer", "meeting", "free", "agenda", "money", "notes", "click", "minutes", "win", "project" };
+        var random = new Random(11);
+        var mails = Enumerable.Range(0, 16).Select(i => new Mail
+        {
+            Text = string.Join(' ', Enumerable.Range(0, 3 + i % 20).Select(_ => words[random.Next(words.Length)])),
+            Label = i % 2 == 0,
+        }).ToList();
+        var data = ml.Data.LoadFromEnumerable(mails);
+        LinformerEstimator.Options Options(LinformerLongInputs longInputs) => new()
+        {
+            InputColumnName = nameof(Mail.Text), LabelColumnName = nameof(Mail.Label), Tokenizer = LinformerTokenizer.Gpt2(),
+            SequenceLength = N, LongInputs = longInputs, ModelWidth = 4, ProjectedLength = 4, Heads = 2, Depth = 1,
+            FeedForwardSize = 8, Epochs = 1, BatchSize = 4,
+        };
+        using var torch = ml.Transforms.Linformer(Options(LinformerLongInputs.Truncate)).Fit(data);
+        using var onnx = torch.ToOnnxRuntime();
+        string path = Tiny.TempPath(".zip");
+        try
+        {
+            ml.Model.Save(onnx, data.Schema, path);
+            using (var zip = ZipFile.OpenRead(path))
+                Assert.AreEqual(1, zip.Entries.Count(e => e.Name == "LinformerTokenizer"), "the tokenizer entry in the ONNX Runtime transform's zip");
+            using var loaded = (LinformerOnnxTransformer)new MLContext().Model.Load(path, out _);
+            AssertSameColumns(ml, torch, loaded, data, "Text input, saved and loaded");
+        }
+        finally { File.Delete(path); }
+
+        using var windowed = ml.Transforms.Linformer(Options(LinformerLongInputs.Windows)).Fit(data);
+        var refused = Assert.ThrowsExactly<NotSupportedException>(() => windowed.ToOnnxRuntime());
+        StringAssert.Contains(refused.Message, "LongInputs = Windows");
+    }
+
     [TestMethod]
     public void ADisposedTransformerRefusesWork()
     {
