@@ -127,7 +127,7 @@ var first = testRows[0];
 Console.WriteLine($"first test mail ({(first.Label ? "spam" : "ham")}): '{first.Text[..Math.Min(60, first.Text.Length)]}…' → P(spam) = {linformer.Scores[0]:F3} → {reloadedScores[0]:F3} after loading");
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
 Console.WriteLine($"model: {modelPath}");
-if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, linformer.Model, test, "Label", Gpt2Tokens.PaddingId);
+if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, linformer.Model, test, "Label");
 
 foreach (var m in new[] { linformer.Model, full.Model, loaded }) (m as IDisposable)?.Dispose();
 return 0;

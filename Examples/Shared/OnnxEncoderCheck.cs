@@ -1,15 +1,13 @@
 using System.Diagnostics;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Linformer.MLNet.Examples;
 
 /// <summary>
 /// <c>--onnx-int8</c>: exports a fitted pipeline's Linformer encoder to ONNX in float32 and in int8
 /// (<see cref="LinformerTransformer.ExportToOnnx(Stream, LinformerOnnxQuantization)"/>), computes the test rows' encodings
-/// with ONNX Runtime, and evaluates the pipeline's steps after the encoder (the downstream trainer) on them, beside the
+/// with ONNX Runtime (the Linformer.MLNet.OnnxRuntime transform), and evaluates the pipeline's steps after the encoder (the downstream trainer) on them, beside the
 /// same evaluation on TorchSharp's encodings (docs/onnx.md, "int8").
 /// </summary>
 public static class OnnxEncoderCheck
@@ -17,15 +15,12 @@ public static class OnnxEncoderCheck
     /// <summary>The switch that asks for the check.</summary>
     public const string Flag = "--onnx-int8";
 
-    private const int BatchSize = 64;
-
     /// <summary>Runs the check and prints a table: accuracy, AUC and F1 of the downstream trainer per encoder runtime.</summary>
     /// <param name="ml">The example's context.</param>
     /// <param name="model">The fitted pipeline, with one Linformer transform and a binary classifier after it.</param>
     /// <param name="test">The test data, as the pipeline reads it.</param>
     /// <param name="labelColumn">The Boolean label column.</param>
-    /// <param name="paddingId">The padding token id of a token model (its positions are masked out), or null.</param>
-    public static void Run(MLContext ml, ITransformer model, IDataView test, string labelColumn, int? paddingId = null)
+    public static void Run(MLContext ml, ITransformer model, IDataView test, string labelColumn)
     {
         var steps = Flatten(model).ToList();
         int at = steps.FindIndex(t => t is LinformerTransformer);
@@ -50,10 +45,8 @@ public static class OnnxEncoderCheck
         {
             using var graph = new MemoryStream();
             linformer.ExportToOnnx(graph, quantization);
-            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-            using var session = new InferenceSession(graph.ToArray(), options);
             watch.Restart();
-            var features = Encode(session, input, linformer.InputColumnName, paddingId);
+            var features = Encode(linformer, graph.ToArray(), input);
             double seconds = watch.Elapsed.TotalSeconds;
             double maxDifference = reference.Zip(features, (a, b) => a.Zip(b, (x, y) => (double)Math.Abs(x - y)).Max()).Max();
             var metrics = Evaluate(ml, after, labels, features, linformer.OutputColumnName, labelColumn);
@@ -76,31 +69,21 @@ public static class OnnxEncoderCheck
     private static IEnumerable<ITransformer> Flatten(ITransformer model)
         => model is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : new[] { model };
 
-    /// <summary>The encoder's output for every row of <paramref name="input"/>, in batches, by ONNX Runtime.</summary>
-    private static float[][] Encode(InferenceSession session, IDataView input, string column, int? paddingId)
+    /// <summary>
+    /// The encoder's output for every row of <paramref name="input"/> by ONNX Runtime: the graph in <paramref name="graph"/>
+    /// behind the Linformer transform's own columns (Linformer.MLNet.OnnxRuntime), which reads the rows (text, tokens,
+    /// floats, padding and mask) exactly as the TorchSharp transform does.
+    /// </summary>
+    private static float[][] Encode(LinformerTransformer linformer, byte[] graph, IDataView input)
     {
-        var shape = session.InputMetadata["input"].Dimensions;   // (batch, N) ids or (batch, N, channels) floats
-        int n = shape[1];
-        var type = input.Schema[column].Type is VectorDataViewType vector ? vector.ItemType : input.Schema[column].Type;
-        List<(long[]? Ids, float[]? Values)> rows = type == NumberDataViewType.Single
-            ? input.GetColumn<float[]>(column).Select(v => ((long[]?)null, (float[]?)v)).ToList()
-            : input.GetColumn<int[]>(column).Select(v => ((long[]?)v.Select(t => (long)t).ToArray(), (float[]?)null)).ToList();
-        var output = new List<float[]>();
-        for (int start = 0; start < rows.Count; start += BatchSize)
+        string path = Path.Combine(Path.GetTempPath(), $"linformer-onnx-check-{Environment.ProcessId}.onnx");
+        try
         {
-            var batch = rows.Skip(start).Take(BatchSize).ToList();
-            int b = batch.Count;
-            var mask = new DenseTensor<bool>(batch.SelectMany(r => r.Ids is { } ids ? ids.Select(t => paddingId is not int pad || t != pad) : Enumerable.Repeat(true, n)).ToArray(), new[] { b, n });
-            var tensor = batch[0].Ids is not null
-                ? NamedOnnxValue.CreateFromTensor("input", new DenseTensor<long>(batch.SelectMany(r => r.Ids!).ToArray(), new[] { b, n }))
-                : NamedOnnxValue.CreateFromTensor("input", new DenseTensor<float>(batch.SelectMany(r => r.Values!).ToArray(), new[] { b, n, shape[2] }));
-            using var results = session.Run(new[] { tensor, NamedOnnxValue.CreateFromTensor("mask", mask) });
-            var features = results.Single(r => r.Name == "features").AsTensor<float>();
-            int width = features.Dimensions[1];
-            var flat = features.ToArray();
-            for (int i = 0; i < b; i++) output.Add(flat.AsSpan(i * width, width).ToArray());
+            File.WriteAllBytes(path, graph);
+            using var onnx = linformer.ToOnnxRuntime(path);
+            return onnx.Transform(input).GetColumn<float[]>(linformer.OutputColumnName).ToArray();
         }
-        return output.ToArray();
+        finally { File.Delete(path); }
     }
 
     private static BinaryClassificationMetrics Evaluate(MLContext ml, IReadOnlyList<ITransformer> after, bool[] labels, float[][] features,

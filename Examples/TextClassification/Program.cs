@@ -94,7 +94,7 @@ Print("(a) Linformer pooled encoding → FastTree", pooled);
 Print("(b) Linformer classification head", headMetrics);
 Print($"reference: n-grams → SDCA ({classicSeconds:F0} s)", classicMetrics);
 Console.WriteLine($"total time: {total.Elapsed.TotalMinutes:F1} min");
-if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, model, test, "Label", Gpt2Tokens.PaddingId);
+if (arguments.Has(OnnxEncoderCheck.Flag)) OnnxEncoderCheck.Run(ml, model, test, "Label");
 return 0;
 
 static void Print(string name, BinaryClassificationMetrics m)
