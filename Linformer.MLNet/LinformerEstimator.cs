@@ -159,7 +159,7 @@ public sealed partial class LinformerEstimator : IEstimator<LinformerTransformer
             throw new ArgumentException(
                 $"SequenceLength must be set for the variable-length input column '{InputColumn}' of type {TypeText(input)}: it is the length N that shorter rows are padded to and longer rows cut to.",
                 nameof(Options.SequenceLength));
-        if (options.LongInputs != LinformerLongInputs.Truncate && input.Kind != SchemaShape.Column.VectorKind.VariableVector)
+        if (options.LongInputs != LinformerLongInputs.Truncate && input.Kind != SchemaShape.Column.VectorKind.VariableVector && !text)
             throw new ArgumentException(
                 $"LongInputs ({options.LongInputs}) applies to variable-length input columns; column '{InputColumn}' has a fixed length ({TypeText(input)}), so no row is longer than the model's sequence length.",
                 nameof(Options.LongInputs));

@@ -292,7 +292,10 @@ public sealed class LinformerOnnxTransformerTests
         }
         finally { File.Delete(path); }
 
-        using var windowed = ml.Transforms.Linformer(Options(LinformerLongInputs.Windows)).Fit(data);
+        // A Text column is read as variable-length tokens, so windows apply to it (the schema check agrees with Fit).
+        var windowedEstimator = ml.Transforms.Linformer(Options(LinformerLongInputs.Windows));
+        Assert.IsNotNull(windowedEstimator.GetOutputSchema(LinformerEstimator.ShapeOf(data.Schema)).FirstOrDefault(c => c.Name == "Features").Name);
+        using var windowed = windowedEstimator.Fit(data);
         var refused = Assert.ThrowsExactly<NotSupportedException>(() => windowed.ToOnnxRuntime());
         StringAssert.Contains(refused.Message, "LongInputs = Windows");
     }
