@@ -13,6 +13,7 @@ public static class LinformerOnnxRuntimeExtensions
     /// </summary>
     /// <param name="transformer">The fitted Linformer transformer; it stays usable and is not owned by the result.</param>
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    /// <exception cref="NotSupportedException">The model encodes long rows as windows (<see cref="LinformerLongInputs.Windows"/>), whose average the graph of one window cannot give.</exception>
     public static LinformerOnnxTransformer ToOnnxRuntime(this LinformerTransformer transformer)
     {
         ArgumentNullException.ThrowIfNull(transformer);
@@ -30,6 +31,7 @@ public static class LinformerOnnxRuntimeExtensions
     /// <param name="transformer">The fitted Linformer transformer the graph was exported from.</param>
     /// <param name="onnxPath">The ONNX file.</param>
     /// <exception cref="InvalidDataException">ONNX Runtime cannot load the file, or its inputs or outputs are not the model's.</exception>
+    /// <exception cref="NotSupportedException">The model encodes long rows as windows (<see cref="LinformerLongInputs.Windows"/>), whose average the graph of one window cannot give.</exception>
     public static LinformerOnnxTransformer ToOnnxRuntime(this LinformerTransformer transformer, string onnxPath)
     {
         ArgumentNullException.ThrowIfNull(transformer);
