@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using Linformer.MLNet.Model;
 using Linformer.MLNet.Tests.Hardening;
+using Linformer.MLNet.Tests.Persistence;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static TorchSharp.torch;
@@ -244,14 +245,9 @@ public sealed class LongInputWindowsTests
         try
         {
             ml.Model.Save(model, train.Schema, path);
-            using (var archive = ZipFile.OpenRead(path))
-            using (var key = archive.GetEntry("TransformerChain/Model.key")!.Open())
-            {
-                var header = new byte[80];
-                key.ReadExactly(header);
-                Assert.AreEqual(0x00010005u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(72)), "version written");
-                Assert.AreEqual(0x00010005u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(76)), "version readable: an older reader would cut long rows instead");
-            }
+            var (written, readable) = ModelFormatCompatibilityTests.Versions(path);
+            Assert.AreEqual(0x00010005u, written, "version written");
+            Assert.AreEqual(0x00010005u, readable, "version readable: an older reader would cut long rows instead");
             using var loaded = (LinformerTransformer)new MLContext().Model.Load(path, out _);
             Assert.AreEqual(LinformerLongInputs.Windows, loaded.Binding.LongInputs);
             var probe = Rows(2, ProbeLengths);

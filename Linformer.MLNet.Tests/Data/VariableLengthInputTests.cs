@@ -1,6 +1,5 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
 using Linformer.MLNet.Tests.Hardening;
+using Linformer.MLNet.Tests.Persistence;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -196,14 +195,9 @@ public sealed class VariableLengthInputTests
         try
         {
             ml.Model.Save(model, train.Schema, path);
-            using (var archive = ZipFile.OpenRead(path))
-            using (var key = archive.GetEntry("TransformerChain/Model.key")!.Open())
-            {
-                var header = new byte[80];
-                key.ReadExactly(header);
-                Assert.AreEqual(0x00010005u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(72)), "version written (today's format)");
-                Assert.AreEqual(0x00010004u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(76)), "version readable: an older reader would ignore the variable length");
-            }
+            var (written, readable) = ModelFormatCompatibilityTests.Versions(path);
+            Assert.AreEqual(0x00010005u, written, "version written (today's format)");
+            Assert.AreEqual(0x00010004u, readable, "version readable: an older reader would ignore the variable length");
             using var loaded = (LinformerTransformer)new MLContext().Model.Load(path, out _);
             var probe = ml.Data.LoadFromEnumerable(KeyRows(2).Select(r => new VarKeys { Tokens = r }));
             Tiny.AssertBitIdentical(Tiny.Features(model, probe), Tiny.Features(loaded, probe), "saved and loaded variable-length model");

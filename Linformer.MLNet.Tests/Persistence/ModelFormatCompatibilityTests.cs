@@ -68,7 +68,8 @@ public sealed class ModelFormatCompatibilityTests
     }
 
     /// <summary>The first 80 bytes of ML.NET's ModelHeader: the model signature at byte 64, then the written and readable versions.</summary>
-    private static byte[] Header(string zip)
+    /// <summary>The Linformer component header of a saved model zip (signature at 64, versions written and readable at 72 and 76).</summary>
+    internal static byte[] Header(string zip)
     {
         using var archive = ZipFile.OpenRead(zip);
         using var key = archive.GetEntry("TransformerChain/Model.key")!.Open();
@@ -78,6 +79,13 @@ public sealed class ModelFormatCompatibilityTests
     }
 
     private static uint VersionWritten(string zip) => BinaryPrimitives.ReadUInt32LittleEndian(Header(zip).AsSpan(72));
+
+    /// <summary>The format versions a saved model zip is stamped with: the one written and the oldest reader's.</summary>
+    internal static (uint Written, uint Readable) Versions(string zip)
+    {
+        var header = Header(zip);
+        return (BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(72)), BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(76)));
+    }
 
     /// <summary>
     /// Writes the compatibility model of the format this library writes today, with its recorded inputs, outputs and
