@@ -5,8 +5,9 @@ namespace Linformer.MLNet.Tests.Benchmarks;
 
 /// <summary>
 /// The benchmark program's smoke mode (tiny sizes, every code path: layer cases, profile, ML.NET overhead and training
-/// throughput, tables and plots) runs from its built dll, writes every table docs/benchmarks.md has a place for, and
-/// replaces only the marked tables of a page. No timing is checked.
+/// throughput, ONNX Runtime, float32 against bfloat16, tables and plots) runs from its built dll, writes every table
+/// docs/benchmarks.md and docs/benchmarks-precision.md have a place for, and replaces only the marked tables of a page.
+/// No timing is checked.
 /// </summary>
 [TestClass]
 public sealed class BenchmarkSmokeTests
@@ -33,27 +34,54 @@ public sealed class BenchmarkSmokeTests
         => Regex.Matches(markdown, @"<!-- table:([a-z0-9-]+) -->\n(?:.|\n)*?<!-- /table:\1 -->").Select(m => m.Groups[1].Value).ToList();
 
     [TestMethod]
-    public void SmokeRunWritesEveryTableOfThePageAndItsPlots()
+    public void SmokeRunWritesEveryTableOfThePagesAndItsPlots()
     {
         var output = NewFolder("smoke");
         try
         {
-            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["--smoke", "--out", output], TimeSpan.FromMinutes(5));
+            // --emulated-bf16: the precision cases run on any CPU, so that their tables are written too.
+            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["--smoke", "--emulated-bf16", "--out", output], TimeSpan.FromMinutes(5));
             TestContext.WriteLine(result.Output + result.Error);
             Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
 
-            var page = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "benchmarks.md"));
-            var written = TableNames(File.ReadAllText(Path.Combine(output, "tables.md")));
-            var onPage = TableNames(page);
-            Assert.HasCount(onPage.Distinct().Count(), onPage, "a table is marked twice on docs/benchmarks.md");
-            CollectionAssert.AreEquivalent(onPage, written, "the smoke run's tables and the marked tables of docs/benchmarks.md differ");
+            // tables.md heads each table with its name and the page it belongs to.
+            var written = Regex.Matches(File.ReadAllText(Path.Combine(output, "tables.md")), @"^## ([a-z0-9-]+) \(docs/([a-z-]+\.md)\)$", RegexOptions.Multiline)
+                .Select(m => (Table: m.Groups[1].Value, Page: m.Groups[2].Value)).ToList();
+            foreach (var name in new[] { "benchmarks.md", "benchmarks-precision.md" })
+            {
+                var onPage = TableNames(File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", name)));
+                Assert.HasCount(onPage.Distinct().Count(), onPage, $"a table is marked twice on docs/{name}");
+                CollectionAssert.AreEquivalent(onPage, written.Where(w => w.Page == name).Select(w => w.Table).ToList(),
+                    $"the smoke run's tables for docs/{name} and the page's marked tables differ");
+            }
+            Assert.IsTrue(written.All(w => w.Page is "benchmarks.md" or "benchmarks-precision.md"), string.Join(", ", written));
 
+            var page = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "benchmarks.md"));
             foreach (Match link in Regex.Matches(page, @"\]\(images/([^)]+\.png)\)"))
             {
                 var png = Path.Combine(output, "images", link.Groups[1].Value);
                 Assert.IsTrue(File.Exists(png), $"the page shows {link.Groups[1].Value}, which the smoke run did not write");
                 CollectionAssert.AreEqual(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(png).Take(4).ToArray(), $"{png} is not a PNG");
             }
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void PrecisionCasesNeedNativeOrEmulatedBf16()
+    {
+        var output = NewFolder("precision");
+        try
+        {
+            var result = ProgramRunner.RunDotnet(BenchmarkDll(), ["precision", "--smoke", "--out", output], TimeSpan.FromMinutes(2));
+            Assert.AreEqual(0, result.ExitCode, result.Output + result.Error);
+            var tables = TableNames(File.ReadAllText(Path.Combine(output, "tables.md")));
+            if (!result.Output.Contains("precision: skipped", StringComparison.Ordinal))
+                Assert.Inconclusive("This CPU has native bfloat16, so the precision cases run without --emulated-bf16.");
+            Assert.IsEmpty(tables, "without native bf16 and without --emulated-bf16 the precision cases write no table");
         }
         finally
         {

@@ -63,7 +63,6 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
     {
         int s = run.Profile.MatmulSize;
         if (!run.Filter.Matches($"matmul/{s}")) return;
-        run.WaitForQuiet();
         var timing = TimeMatmul(s, run.Profile.Layer with { MinRepetitions = Math.Min(5, run.Profile.Layer.MaxRepetitions) });
         var result = new MatmulResult(when, s, timing);
         Matmuls.Add(result);
@@ -114,13 +113,7 @@ internal sealed partial class LayerBenchmarks : IBenchmarkSection
             var x = randn(profile.Batch, n, profile.Channels, device: BenchDevice.Device);   // (B, N, C)
             var runs = cases.Select(c => (c.Model, c.Mode, Case: NewCase(built[c.Model], x, c.Mode, profile))).ToList();
             double before = CalibrationGflopPerSecond();
-            var sinceCheck = Stopwatch.StartNew();
-            Harness.RunInterleaved(runs.Select(r => r.Case).ToList(), beforeCase: run.WaitForQuiet, beforeRound: () =>
-            {
-                if (sinceCheck.Elapsed.TotalSeconds < 5) return;   // checking costs half a second: only every few seconds
-                run.WaitForQuiet();
-                sinceCheck.Restart();
-            });
+            Harness.RunInterleaved(runs.Select(r => r.Case).ToList(), null, null);
             double after = CalibrationGflopPerSecond();
             Calibrations.Add((n, before, after));
             run.MatmulRates.AddRange([before, after]);

@@ -12,24 +12,10 @@ namespace Linformer.MLNet.Benchmarks;
 // Shapes: B batch, N sequence length, I input channels (float input), C model width.
 
 /// <summary>
-/// One ML.NET case: side A (the ML.NET call) against side B (the same network driven by hand), sampled in turns, with
-/// <see cref="Parts"/> timed alongside (Transform: reading rows, building tensors; Fit: time per optimizer step of A
-/// and of B). <see cref="Items"/> is the rows or sequences one sample of a side processes.
-/// </summary>
-internal sealed record Comparison(string Id, MlNetModel Model, double Items, Timing A, Timing B, IReadOnlyList<Timing> Parts)
-{
-    /// <summary>B's time ÷ A's time of each pair of samples taken back to back (1 = no overhead).</summary>
-    public IReadOnlyList<double> Ratios => B.SamplesMs.Zip(A.SamplesMs, (b, a) => b / a).ToList();
-    /// <summary>A's throughput ÷ B's: the median of the pairs' ratios.</summary>
-    public double Ratio => Timing.Median(Ratios);
-    public double ARate => Items / (A.MedianMs * 1e-3);
-    public double BRate => Items / (B.MedianMs * 1e-3);
-}
-
-/// <summary>
-/// The ML.NET sections: the overhead of <c>Transform</c> and <c>PredictionEngine</c> over the network they run, and
-/// the throughput of <c>Fit</c> against a hand-written training loop. Each comparison runs both sides in the same
-/// process, in turns (A B B A …), so that a slow phase of the shared machine falls on both alike.
+/// The ML.NET sections: <c>Transform</c> against the network it runs (and against the same model scored by ONNX Runtime
+/// through <c>ToOnnxRuntime()</c>), <c>PredictionEngine</c> against a raw single-row forward, and <c>Fit</c> against a
+/// hand-written training loop. The sides of a comparison take turns in the same process (<see cref="Harness.Side"/>),
+/// so that a slow phase of the shared machine falls on all alike.
 /// </summary>
 internal sealed class MlNetBenchmarks : IBenchmarkSection
 {
@@ -37,6 +23,12 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     public sealed class TokenRow { public int[] Tokens { get; set; } = []; public bool Label { get; set; } }
     public sealed class FloatRow { public float[] Values { get; set; } = []; public bool[] Mask { get; set; } = []; }
     public sealed class EncodedRow { public float[] Features { get; set; } = []; }
+
+    // The sides of the comparisons.
+    public const string Transform = "`Transform`", Raw = "raw network",
+        OrtFp32 = "ONNX Runtime fp32, `Transform`", OrtInt8 = "ONNX Runtime int8, `Transform`",
+        Engine = "`engine.Predict(row)`", RawSingle = "raw network, batch of 1 (prepared tensors)",
+        Fit = "`Fit`", RawLoop = "raw loop", FitStep = "`Fit`, per step", RawStep = "raw loop, per step";
 
     private const string TransformPrefix = "overhead/transform/", PredictPrefix = "overhead/predict/", FitPrefix = "fit/";
 
@@ -46,7 +38,7 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     private static IEnumerable<(string Id, Func<string, Comparison> Measure)> Cases(MlNetSettings s)
     {
         foreach (var m in s.Transform)
-            yield return ($"{TransformPrefix}{m.Name}-n{m.SequenceLength}-b{m.Batch}", id => TransformOverhead(id, m, s.TransformRows, s.TransformRounds));
+            yield return ($"{TransformPrefix}{m.Name}-n{m.SequenceLength}-b{m.Batch}", id => TransformThroughput(id, m, s.TransformRows, s.TransformRounds));
         yield return ($"{PredictPrefix}{s.Predict.Name}-n{s.Predict.SequenceLength}", id => PredictLatency(id, s.Predict, s.PredictWarmups, s.PredictCalls));
         yield return ($"{FitPrefix}{s.Fit.Name}-n{s.Fit.SequenceLength}-b{s.Fit.Batch}", id => FitThroughput(id, s.Fit, s.FitRows, s.FitEpochs, s.FitRounds));
     }
@@ -57,10 +49,11 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     {
         foreach (var (id, measure) in Cases(run.Profile.MlNet).Where(c => run.Filter.Matches(c.Id)))
         {
-            run.WaitForQuiet();
-            var r = measure(id);
+            string before = MachineInfo.LoadAverage();
+            var r = measure(id) with { Load = (before, MachineInfo.LoadAverage()) };
             Results.Add(r);
-            run.Log.WriteLine($"{id}: ML.NET median {r.A.MedianMs:F3} ms, raw {r.B.MedianMs:F3} ms, ratio {r.Ratio:F3}");
+            foreach (var side in r.Sides)
+                run.Log.WriteLine($"{id}: {side.Name} median {side.Timing.MedianMs:F3} ms ({side.Timing.Repetitions} samples), max |diff| {side.MaxAbsDifference:E1}");
         }
     }
 
@@ -97,6 +90,10 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         return def;
     }
 
+    /// <summary>The rows of <paramref name="m"/> as an in-memory data view.</summary>
+    internal static IDataView Data(MLContext ml, MlNetModel m, int count, int seed)
+        => m.Tokens ? ml.Data.LoadFromEnumerable(TokenRows(m, count, seed), Schema(m)) : ml.Data.LoadFromEnumerable(FloatRows(m, count, seed), Schema(m));
+
     /// <summary>A context on the benchmark's device (ML.NET's GPU settings), seeded.</summary>
     internal static MLContext NewContext()
     {
@@ -114,15 +111,34 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         BatchSize = m.Batch, Epochs = epochs,
     };
 
-    /// <summary>The raw network on one batch: its mean-pooled output copied out as Transform copies it; returns the first value.</summary>
-    private static float RawForward(LinformerNetwork network, (Tensor X, Tensor? Mask) batch, float[] output)
+    /// <summary>
+    /// A full pass of <paramref name="model"/>'s <c>Transform</c> over <paramref name="data"/>, read by a cursor that asks
+    /// for the output column and calls its getter for every row, as a downstream trainer does; each row goes to <paramref name="consume"/>.
+    /// </summary>
+    internal static double TransformPass(ITransformer model, IDataView data, Func<ReadOnlySpan<float>, double> consume)
+    {
+        var view = model.Transform(data);
+        var column = view.Schema[nameof(EncodedRow.Features)];
+        using var cursor = view.GetRowCursor([column]);
+        var getter = cursor.GetGetter<VBuffer<float>>(column);
+        VBuffer<float> buffer = default;
+        double sum = 0;
+        while (cursor.MoveNext())
+        {
+            getter(ref buffer);
+            sum += consume(buffer.GetValues());
+        }
+        return sum;
+    }
+
+    /// <summary>The raw network on one batch: its mean-pooled (B, C) output copied into <paramref name="output"/>.</summary>
+    private static void RawForward(LinformerNetwork network, (Tensor X, Tensor? Mask) batch, float[] output)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var (x, mask) = batch;
         var cpu = LinformerNetwork.Pool(network.forward(x, mask), mask, LinformerOutputKind.MeanPooled).to_type(float32).cpu().contiguous();   // (B, C)
         cpu.data<float>().CopyTo(output.AsSpan(0, (int)cpu.numel()));
-        return output[0];
     }
 
     /// <summary>The rows as the library's own batches, read as Transform reads them (consecutive rows, last batch partial).</summary>
@@ -139,69 +155,69 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         return batches;
     }
 
-    private static Comparison TransformOverhead(string id, MlNetModel m, int rowCount, int rounds)
+    /// <summary>
+    /// Rows per second of one model's encoding, each side a full pass over the same rows with every row's features
+    /// copied out: <c>Transform</c>; the raw network on tensors built beforehand; and the same model scored by ONNX
+    /// Runtime through <c>ToOnnxRuntime()</c>, from the float32 and from the int8 export. Each side's features are
+    /// compared with <c>Transform</c>'s.
+    /// </summary>
+    private static Comparison TransformThroughput(string id, MlNetModel m, int rowCount, int rounds)
     {
         var ml = NewContext();
-        IDataView data = m.Tokens ? ml.Data.LoadFromEnumerable(TokenRows(m, rowCount, 11), Schema(m)) : ml.Data.LoadFromEnumerable(FloatRows(m, rowCount, 11), Schema(m));
+        var data = Data(ml, m, rowCount, 11);
         using var transformer = ml.Transforms.Linformer(Options(m, epochs: 0, label: false)).Fit(data);
-        var network = transformer.Network;
-        var binding = transformer.Binding;
+        var (network, binding) = (transformer.Network, transformer.Binding);
+        int width = transformer.OutputSize;
         var batches = Batches(m, binding, data);
-        var output = new float[m.Batch * transformer.OutputSize];
-
+        var output = new float[m.Batch * width];
         using var dataScope = NewDisposeScope();
         var tensors = batches.Select(b => b.ToTensors(BenchDevice.Device)).ToList();
 
-        double MlNetPass()
+        // Every side's features of every row, in order, while collecting (once per side, after the timed rounds).
+        List<float>? collected = null;
+        double Consume(ReadOnlySpan<float> features)
         {
-            var view = transformer.Transform(data);
-            var column = view.Schema[nameof(EncodedRow.Features)];
-            using var cursor = view.GetRowCursor([column]);
-            var getter = cursor.GetGetter<VBuffer<float>>(column);
-            VBuffer<float> buffer = default;
+            collected?.AddRange(features);
+            return features[0];
+        }
+        double Batched(int count, Action<int> forward)
+        {
             double sum = 0;
-            while (cursor.MoveNext())
+            for (int b = 0, rows = 0; rows < count; b++, rows += m.Batch)
             {
-                getter(ref buffer);
-                sum += buffer.GetValues()[0];
+                forward(b);
+                for (int r = 0; r < Math.Min(m.Batch, count - rows); r++) sum += Consume(output.AsSpan(r * width, width));
             }
             return sum;
         }
-
-        double RawPass() => tensors.Sum(batch => (double)RawForward(network, batch, output));
-
-        // The parts of the data path alone: IDataView rows read and checked into batches; batches into tensors.
-        double ReadRows()
+        double RawPass() => Batched(rowCount, b => RawForward(network, tensors[b], output));
+        var int8Path = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-{Guid.NewGuid():N}.onnx");
+        using (var file = File.Create(int8Path)) transformer.ExportToOnnx(file, LinformerOnnxQuantization.Int8);
+        using var ortFp32 = transformer.ToOnnxRuntime();
+        using var ortInt8 = transformer.ToOnnxRuntime(int8Path);
+        File.Delete(int8Path);
+        var sides = new List<(string Name, Func<double> Pass)>
         {
-            using var cursor = data.GetRowCursor(binding.Columns(data.Schema));
-            var reader = new SequenceReader(binding, cursor, new TokenLayout(m.Tokens ? m.Vocabulary : 0, SpecialTokens: false), m.Tokens ? 0 : null);
-            var batch = new SequenceBatch(binding, m.Batch);
-            double sum = 0;
-            while (cursor.MoveNext())
-            {
-                if (batch.Count == batch.Capacity) batch.Count = 0;
-                batch.Add(reader);
-                sum += batch.Mask[0] ? 1 : 0;
-            }
-            return sum;
-        }
-
-        double BuildTensors()
+            (Transform, () => TransformPass(transformer, data, Consume)), (Raw, RawPass),
+            (OrtFp32, () => TransformPass(ortFp32, data, Consume)), (OrtInt8, () => TransformPass(ortInt8, data, Consume)),
+        };
+        // Warm-up: two passes of each side (first-call costs of oneDNN, ONNX Runtime's kernels, the JIT, the allocator).
+        var cases = sides.Select(s => Harness.Side(s.Pass, 2, rounds)).ToList();
+        Harness.RunInterleaved(cases, null, null, rounds);
+        float[] Features(Func<double> pass)
         {
-            double sum = 0;
-            foreach (var b in batches)
-            {
-                using var scope = NewDisposeScope();
-                var (x, mask) = b.ToTensors(BenchDevice.Device);
-                sum += x.shape[0] + (mask is null ? 0 : 1);
-            }
-            return sum;
+            collected = [];
+            pass();
+            var features = collected.ToArray();
+            collected = null;
+            return features;
         }
-
-        // Warm-up: every part once, ML.NET and raw twice (first-call costs of oneDNN, the JIT, the allocator).
-        var sides = new Func<double>[] { MlNetPass, RawPass, ReadRows, BuildTensors }.Select((pass, i) => Harness.Side(pass, i < 2 ? 2 : 1, rounds)).ToList();
-        Harness.RunInterleaved(sides, null, null, rounds);
-        return new Comparison(id, m, rowCount, sides[0].Timing, sides[1].Timing, [sides[2].Timing, sides[3].Timing]);
+        var reference = Features(sides[0].Pass);
+        return new Comparison(id, m, m.SequenceLength, rowCount, sides.Select((s, i) =>
+        {
+            var (max, relative) = Comparison.Difference(reference, Features(s.Pass));
+            return new SideResult(s.Name, cases[i].Timing, max, relative);
+        }).ToList());
     }
 
     private static Comparison PredictLatency(string id, MlNetModel m, int warmups, int calls)
@@ -222,13 +238,16 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         var output = new float[transformer.OutputSize];
 
         int next = 0;
-        double sum = 0;
-        double EngineCall() => sum += engine.Predict(rows[next++ % distinctRows]).Features[0];
-        double RawCall() => sum += RawForward(network, single[next++ % distinctRows], output);
+        double EngineCall() => engine.Predict(rows[next++ % distinctRows]).Features[0];
+        double RawCall()
+        {
+            RawForward(network, single[next++ % distinctRows], output);
+            return output[0];
+        }
 
         InterleavedCase[] sides = [Harness.Side(EngineCall, warmups, calls), Harness.Side(RawCall, warmups, calls)];
         Harness.RunInterleaved(sides, null, null, calls);
-        return new Comparison(id, m, 1, sides[0].Timing, sides[1].Timing, []);
+        return new Comparison(id, m, m.SequenceLength, 1, [new(Engine, sides[0].Timing), new(RawSingle, sides[1].Timing)]);
     }
 
     /// <summary>Records the time of every optimizer-step report, on the training thread (no synchronisation context).</summary>
@@ -236,6 +255,25 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
     {
         public List<long> Steps { get; } = [];
         public void Report(LinformerTrainingProgress value) { if (!value.IsEpochEnd) Steps.Add(Stopwatch.GetTimestamp()); }
+    }
+
+    /// <summary>
+    /// One whole <c>Fit</c> of <paramref name="m"/> with a classification head on <paramref name="data"/> (ms); the time
+    /// between consecutive optimizer steps goes into <paramref name="steps"/>. <paramref name="configure"/> changes the options.
+    /// </summary>
+    internal static double FitOnce(MlNetModel m, List<TokenRow> data, int epochs, List<double> steps, Action<LinformerEstimator.Options>? configure = null)
+    {
+        var ml = NewContext();
+        var view = ml.Data.LoadFromEnumerable(data, Schema(m));
+        var clock = new StepClock();
+        var options = Options(m, epochs, label: true);
+        options.Progress = clock;
+        configure?.Invoke(options);
+        long start = Stopwatch.GetTimestamp();
+        using (var model = ml.Transforms.Linformer(options).Fit(view)) { }
+        double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        steps.AddRange(clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds));
+        return ms;
     }
 
     private static Comparison FitThroughput(string id, MlNetModel m, int rowCount, int epochs, int rounds)
@@ -250,21 +288,6 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         InputBinding binding;
         using (var probe = NewContext().Transforms.Linformer(Options(m, epochs: 0, label: true)).Fit(NewContext().Data.LoadFromEnumerable(warmRows, schema)))
             (spec, binding) = (probe.Spec, probe.Binding);
-
-        // One whole run of each side (ms); the time between consecutive optimizer steps goes into steps.
-        double FitOnce(List<TokenRow> data, List<double> steps)
-        {
-            var ml = NewContext();
-            var view = ml.Data.LoadFromEnumerable(data, schema);
-            var clock = new StepClock();
-            var options = Options(m, epochs, label: true);
-            options.Progress = clock;
-            long start = Stopwatch.GetTimestamp();
-            using (var model = ml.Transforms.Linformer(options).Fit(view)) { }
-            double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            steps.AddRange(clock.Steps.Zip(clock.Steps.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds));
-            return ms;
-        }
 
         double RawOnce(List<TokenRow> data, List<double> steps)
         {
@@ -299,20 +322,20 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        // Warm-up on a few batches: first-call costs of both paths. Then whole runs in turns.
-        FitOnce(warmRows, []);
+        // Warm-up on a few batches: first-call costs of both paths. Then whole runs in turns (Fit raw, raw Fit, …); each
+        // side times itself (RawOnce leaves out building its network and tensors).
+        FitOnce(m, warmRows, epochs, []);
         RawOnce(warmRows, []);
-        List<double> fitSteps = [], rawSteps = [];
-        // Each side times itself (RawOnce leaves out building its network and tensors), in turns: Fit raw, raw Fit, …
-        List<double> fitRuns = [], rawRuns = [];
+        List<double> fitSteps = [], rawSteps = [], fitRuns = [], rawRuns = [];
         for (int round = 0; round < rounds; round++)
         {
-            if (round % 2 == 0) fitRuns.Add(FitOnce(rows, fitSteps));
+            if (round % 2 == 0) fitRuns.Add(FitOnce(m, rows, epochs, fitSteps));
             rawRuns.Add(RawOnce(rows, rawSteps));
-            if (round % 2 == 1) fitRuns.Add(FitOnce(rows, fitSteps));
+            if (round % 2 == 1) fitRuns.Add(FitOnce(m, rows, epochs, fitSteps));
         }
-        return new Comparison(id, m, (double)rowCount * epochs, new Timing(fitRuns), new Timing(rawRuns),
-            [new Timing(fitSteps.Count > 0 ? fitSteps : [double.NaN]), new Timing(rawSteps.Count > 0 ? rawSteps : [double.NaN])]);
+        static Timing Steps(List<double> steps) => new(steps.Count > 0 ? steps : [double.NaN]);
+        return new Comparison(id, m, m.SequenceLength, (double)rowCount * epochs,
+            [new(Fit, new Timing(fitRuns)), new(RawLoop, new Timing(rawRuns)), new(FitStep, Steps(fitSteps)), new(RawStep, Steps(rawSteps))]);
     }
 
     /// <summary>The ratio of ML.NET throughput to the raw network's that the component aims for.</summary>
@@ -320,9 +343,9 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
 
     private static string Verdict(double ratio) => ratio >= OverheadGoal ? "meets the goal" : $"**misses the goal by {F(OverheadGoal - ratio, 2)}**";
 
-    private static string Ratios(Comparison c) => string.Join(", ", c.Ratios.Select(v => F(v, 2)));
+    private static string List(IEnumerable<double> ratios) => string.Join(", ", ratios.Select(v => F(v, 2)));
 
-    /// <summary>Transform throughput and its parts, PredictionEngine latency, Fit throughput.</summary>
+    /// <summary>Transform throughput, the ONNX Runtime transforms, PredictionEngine latency, Fit throughput.</summary>
     public IEnumerable<ResultTable> Tables(BenchmarkRun run)
     {
         var transforms = Results.Where(r => r.Id.StartsWith(TransformPrefix, StringComparison.Ordinal)).ToList();
@@ -330,33 +353,39 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
         {
             bool complete = CaseIds(run.Profile).Where(id => id.StartsWith(TransformPrefix, StringComparison.Ordinal)).All(run.Filter.Matches);
             yield return new("transform", Table(["model", "ML.NET rows/s", "raw rows/s", "ratio", "per-round ratios", "goal"],
-                transforms.Select(x => new[] { x.Model.Describe, F(x.ARate, 1), F(x.BRate, 1), $"**{F(x.Ratio, 2)}**", Ratios(x), Verdict(x.Ratio) })), complete);
-            // Median ms per pass, with shares of the ML.NET pass; rest = ML.NET − raw − read rows − build tensors.
-            yield return new("transform-parts", Table(["model", "ML.NET pass", "raw network", "read rows", "build tensors", "rest"],
-                transforms.Select(x =>
+                transforms.Select(x => new[]
                 {
-                    double total = x.A.MedianMs, rest = total - x.B.MedianMs - x.Parts[0].MedianMs - x.Parts[1].MedianMs;
-                    string Part(double ms) => $"{F(ms, 1)} ({Pct(ms / total)})";
-                    return new[]
-                    {
-                        $"{x.Model.Name}, N = {x.Model.SequenceLength}", F(total, 1), Part(x.B.MedianMs), Part(x.Parts[0].MedianMs), Part(x.Parts[1].MedianMs), Part(rest),
-                    };
+                    x.Model!.Describe, F(x.Rate(Transform), 1), F(x.Rate(Raw), 1), $"**{F(x.Speed(Transform, Raw), 2)}**",
+                    List(x.Ratios(Transform, Raw)), Verdict(x.Speed(Transform, Raw)),
                 })), complete);
+            yield return new("onnx-transform", string.Join("\n", transforms.Select(x =>
+                $"**{x.Model!.Describe}**; {x.Items} rows per pass; median of {x[Transform].Timing.Repetitions} rounds; load average (1/5/15 min) " +
+                $"{x.Load.Before} at the start, {x.Load.After} at the end.\n\n" +
+                Table(["", "rows/s", "speed-up over `Transform`", "per-round speed-ups", "max abs / rel. diff"], x.Sides.Select(s => s.Name == Transform
+                    ? new[] { s.Name, F(x.Rate(s.Name), 1), "", "", "" }
+                    : [s.Name, F(x.Rate(s.Name), 1), $"**{F(x.Speed(s.Name, Transform), 2)}×**", List(x.Ratios(s.Name, Transform)),
+                        $"{G3(s.MaxAbsDifference)} / {G3(s.RelativeDifference)}"])))), complete);
         }
         foreach (var p in Results.Where(r => r.Id.StartsWith(PredictPrefix, StringComparison.Ordinal)))
-            yield return new("predict", Table(["", "median ms", "p95 ms", "min ms", "raw ÷ engine"],
-            [
-                ["`engine.Predict(row)`", F(p.A.MedianMs, 2), F(p.A.Percentile(0.95), 2), F(p.A.MinMs, 2), $"**{F(p.Ratio, 2)}** ({Verdict(p.Ratio)})"],
-                ["raw network, batch of 1 (prepared tensors)", F(p.B.MedianMs, 2), F(p.B.Percentile(0.95), 2), F(p.B.MinMs, 2), ""],
-            ]));
+        {
+            double ratio = p.Speed(Engine, RawSingle);
+            yield return new("predict", Table(["", "median ms", "p95 ms", "min ms", "raw ÷ engine"], p.Sides.Select(s => new[]
+            {
+                s.Name, F(s.Timing.MedianMs, 2), F(s.Timing.Percentile(0.95), 2), F(s.Timing.MinMs, 2), s.Name == Engine ? $"**{F(ratio, 2)}** ({Verdict(ratio)})" : "",
+            })));
+        }
         foreach (var f in Results.Where(r => r.Id.StartsWith(FitPrefix, StringComparison.Ordinal)))
         {
-            var (fitStep, rawStep) = (f.Parts[0], f.Parts[1]);
+            double ratio = f.Speed(Fit, RawLoop);
+            string[] Row(string side, string step, string ratios, string perStep) =>
+            [
+                side == Fit ? Fit : RawLoop, F(f[side].Timing.MedianMs, 0), F(f.Rate(side), 2), F(f[step].Timing.MedianMs, 1),
+                F(f.Model!.Batch / (f[step].Timing.MedianMs * 1e-3), 2), ratios, perStep,
+            ];
             yield return new("fit", Table(["", "whole run, median ms", "sequences/s", "per step, median ms", "per-step sequences/s", "Fit ÷ raw, whole run (rounds)", "Fit ÷ raw, per step"],
             [
-                ["`Fit`", F(f.A.MedianMs, 0), F(f.ARate, 2), F(fitStep.MedianMs, 1), F(f.Model.Batch / (fitStep.MedianMs * 1e-3), 2),
-                    $"**{F(f.Ratio, 2)}** ({Ratios(f)}; {Verdict(f.Ratio)})", $"**{F(rawStep.MedianMs / fitStep.MedianMs, 2)}**"],
-                ["raw loop", F(f.B.MedianMs, 0), F(f.BRate, 2), F(rawStep.MedianMs, 1), F(f.Model.Batch / (rawStep.MedianMs * 1e-3), 2), "", ""],
+                Row(Fit, FitStep, $"**{F(ratio, 2)}** ({List(f.Ratios(Fit, RawLoop))}; {Verdict(ratio)})", $"**{F(f[RawStep].Timing.MedianMs / f[FitStep].Timing.MedianMs, 2)}**"),
+                Row(RawLoop, RawStep, "", ""),
             ]));
         }
     }

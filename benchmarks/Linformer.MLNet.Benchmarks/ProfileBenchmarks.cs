@@ -35,7 +35,6 @@ internal sealed class ProfileBenchmarks : IBenchmarkSection
                 run.Log.WriteLine($"{Id(model, n)}: skipped, the part-by-part profile runs on the CPU only");
                 continue;
             }
-            run.WaitForQuiet();
             var p = LayerProfiler.Profile(model, n, run.Profile);
             Profiles.Add(p);
             run.Log.WriteLine($"{Id(model, n)}: whole layer {p.WholeLayer.MedianMs:F2} ms, sum of parts {p.SumOfPartsMs:F2} ms");

@@ -8,13 +8,9 @@ using Linformer.MLNet.Benchmarks;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);
-if (args is ["precision", ..]) return PrecisionBenchmarks.Run(args[1..]);
-
-// The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
-IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks(), new OnnxBenchmarks()];
 
 var patterns = new List<string>();
-bool quick = false, smoke = false, list = false, updateDocs = false;
+bool quick = false, smoke = false, list = false, updateDocs = false, emulatedBf16 = false;
 string? outDirectory = null, page = null, libtorch = null;
 string device = "cpu";
 for (int i = 0; i < args.Length; i++)
@@ -25,6 +21,7 @@ for (int i = 0; i < args.Length; i++)
         case "--smoke": smoke = true; break;
         case "--list": list = true; break;
         case "--update-docs": updateDocs = true; break;
+        case "--emulated-bf16": emulatedBf16 = true; break;
         case "--page" when i + 1 < args.Length: page = args[++i]; break;
         case "--out" when i + 1 < args.Length: outDirectory = args[++i]; break;
         case "--device" when i + 1 < args.Length: device = args[++i]; break;
@@ -42,13 +39,14 @@ if (updateDocs && profile != RunProfile.Full)
 if (patterns.Count == 0 && (smoke || list)) patterns.Add("*");
 if (patterns.Count == 0) return Usage(Console.Error, 2, "Give a filter: '*' for everything, or e.g. layer/inference, matmul, profile, overhead, fit.");
 var filter = new CaseFilter(patterns);
+// The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
+IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks(), new OnnxBenchmarks(), new PrecisionBenchmarks(emulatedBf16)];
 
 if (list)
 {
     foreach (var id in sections.SelectMany(s => s.CaseIds(profile)).Where(filter.Matches)) Console.WriteLine(id);
     return 0;
 }
-if (updateDocs) page = Markdown.DocsPage("benchmarks.md");
 if (page is not null && !File.Exists(page)) return Usage(Console.Error, 2, $"{Path.GetFullPath(page)} does not exist.");
 if (BenchDevice.Select(device, libtorch) is { } deviceError)
 {
@@ -73,22 +71,23 @@ Markdown.WriteTables(Path.Combine(output, "tables.md"), $"# Benchmark tables\n\n
     $"{clock.Elapsed.TotalMinutes:F1} min; {MachineInfo.Describe()}; device {BenchDevice.Describe}.", tables);
 Console.WriteLine($"tables: {Path.Combine(output, "tables.md")}");
 int status = 0;
-if (page is not null)
+// --page FILE takes every table; --update-docs sends each to its page in docs/.
+foreach (var onPage in tables.Where(t => t.Complete && (updateDocs || page is not null)).GroupBy(t => page ?? Markdown.DocsPage(t.Page)))
 {
     try
     {
-        Markdown.UpdatePage(page, tables.Where(t => t.Complete));
-        Console.WriteLine($"page:   {Path.GetFullPath(page)} ({string.Join(", ", tables.Where(t => t.Complete).Select(t => t.Name))})");
-        if (tables.Any(t => !t.Complete))
-            Console.WriteLine($"        not replaced, as the filter left out cases they show: {string.Join(", ", tables.Where(t => !t.Complete).Select(t => t.Name))}");
+        Markdown.UpdatePage(onPage.Key, onPage);
+        Console.WriteLine($"page:   {Path.GetFullPath(onPage.Key)} ({string.Join(", ", onPage.Select(t => t.Name))})");
     }
     catch (InvalidDataException e)
     {
         Console.Error.WriteLine($"{e.Message} The tables are in {Path.Combine(output, "tables.md")}.");
-        (page, status) = (null, 4);
+        status = 4;
     }
 }
-string images = Path.Combine(page is null ? output : Path.GetDirectoryName(Path.GetFullPath(page))!, "images");
+if (tables.Any(t => !t.Complete))
+    Console.WriteLine($"        not replaced, as the filter left out cases they show: {string.Join(", ", tables.Where(t => !t.Complete).Select(t => t.Name))}");
+string images = Path.Combine(status != 0 || (page is null && !updateDocs) ? output : Path.GetDirectoryName(Path.GetFullPath(page ?? Markdown.DocsPage("benchmarks.md")))!, "images");
 foreach (var section in sections) section.WritePlots(run, images);
 Console.WriteLine($"plots:  {images}");
 return status;
@@ -98,8 +97,7 @@ static int Usage(TextWriter w, int code, string? error = null)
     if (error is not null) w.WriteLine(error);
     w.WriteLine("""
         usage: dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke]
-                   [--out DIR] [--update-docs | --page FILE] [--device cpu|cuda[:i]] [--libtorch DIR] [--list]
-               ... -- precision [options]     fp32 against bf16 (docs/benchmarks-precision.md)
+                   [--out DIR] [--update-docs | --page FILE] [--device cpu|cuda[:i]] [--libtorch DIR] [--emulated-bf16] [--list]
                ... -- streaming-memory [rows...]   Fit's peak memory against the row count (docs/memory.md)
         <filter> is glob patterns over case ids ('*' for everything; --list prints them). docs/benchmarks.md says
         what each option does.

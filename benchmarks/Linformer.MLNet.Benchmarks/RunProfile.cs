@@ -30,13 +30,6 @@ internal sealed record RunProfile
     /// <summary>A case predicted to need more than this fraction of the available memory is skipped.</summary>
     public double MaxMemoryFraction { get; init; } = 0.6;
 
-    /// <summary>Longest wait, before a case, for other processes to leave the cores (see <see cref="Quiet"/>); 0 = never wait.</summary>
-    public double QuietWaitSeconds { get; init; }
-    /// <summary>Total waiting allowed in one run; once spent, cases run without waiting.</summary>
-    public double QuietWaitBudgetSeconds { get; init; }
-    /// <summary>The cores count as free when other processes use less than this share of them.</summary>
-    public double QuietThreshold { get; init; } = 0.10;
-
     /// <summary>The paper's Table 3 setting on the CPU budget of the build machines: one layer, C = 256, 4 heads of 64, FF = 4C, batch 1.</summary>
     public static RunProfile Full { get; } = new()
     {
@@ -48,10 +41,8 @@ internal sealed record RunProfile
         ProfileLengths = [4096, 16384],
         Layer = new RepetitionPolicy(Warmups: 2, MinRepetitions: 3, MaxRepetitions: 15, SecondsPerCase: 3),
         Parts = new RepetitionPolicy(Warmups: 2, MinRepetitions: 5, MaxRepetitions: 25, SecondsPerCase: 1),
-        MlNet = new([QuickStart(1024), Floats(512)], 256, 7, QuickStart(1024), 20, 300, QuickStart(1024), 256, 1, 3),
+        MlNet = new([QuickStart(512), Floats(512)], 256, 7, QuickStart(512), 20, 300, QuickStart(512), 256, 1, 4),
         MaxSecondsPerIteration = 45,
-        QuietWaitSeconds = 90,
-        QuietWaitBudgetSeconds = 1200,
     };
 
     /// <summary>Same model, three lengths, fewer repetitions: a few minutes on 2 cores.</summary>
@@ -62,10 +53,8 @@ internal sealed record RunProfile
         ProfileLengths = [4096],
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 5, SecondsPerCase: 0.8),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 9, SecondsPerCase: 0.3),
-        MlNet = new([QuickStart(512), Floats(256)], 128, 3, QuickStart(512), 10, 100, QuickStart(512), 64, 1, 2),
+        MlNet = new([QuickStart(256), Floats(256)], 128, 3, QuickStart(256), 10, 100, QuickStart(256), 64, 1, 2),
         MaxSecondsPerIteration = 10,
-        QuietWaitSeconds = 60,
-        QuietWaitBudgetSeconds = 240,
     };
 
     /// <summary>Tiny sizes, one or two repetitions: every code path (tables and plots included) in seconds.</summary>
@@ -85,8 +74,8 @@ internal sealed record RunProfile
 
     public int HeadWidth => Channels / Heads;
 
-    /// <summary>The quick-start model of the README: tokens, width 64, k = 64, 4 heads, depth 2, FF 256, batch 16.</summary>
-    internal static MlNetModel QuickStart(int n) => new("tokens", n, 50257, 0, 64, 64, 4, 2, 256, 16);
+    /// <summary>The model of Examples/QuickStart: GPT-2 token ids, width 64, k = 64, 4 heads, depth 1, FF 128, batch 16 (it reads N = 512).</summary>
+    internal static MlNetModel QuickStart(int n) => new("tokens", n, 50257, 0, 64, Math.Min(64, n), 4, 1, 128, 16);
 
     /// <summary>A float-input model: 8 channels per position projected to width 64, batch 32.</summary>
     private static MlNetModel Floats(int n) => new("floats", n, 0, 8, 64, 64, 4, 2, 256, 32);

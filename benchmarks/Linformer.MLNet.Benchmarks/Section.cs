@@ -25,11 +25,11 @@ internal interface IBenchmarkSection
 }
 
 /// <summary>
-/// A generated table: <see cref="Name"/> is its marker on the page, <see cref="Markdown"/> what goes between the markers.
-/// <see cref="Complete"/> is false when the filter left out cases the table draws on; such a table goes to tables.md
-/// only, never over the page's complete one.
+/// A generated table: <see cref="Name"/> is its marker on its <see cref="Page"/> (a page of docs/), <see cref="Markdown"/>
+/// what goes between the markers. <see cref="Complete"/> is false when the filter left out cases the table draws on;
+/// such a table goes to tables.md only, never over the page's complete one.
 /// </summary>
-internal sealed record ResultTable(string Name, string Markdown, bool Complete = true);
+internal sealed record ResultTable(string Name, string Markdown, bool Complete = true, string Page = "benchmarks.md");
 
 /// <summary>What the sections of one run share.</summary>
 internal sealed class BenchmarkRun(RunProfile profile, CaseFilter filter, TextWriter log)
@@ -46,14 +46,6 @@ internal sealed class BenchmarkRun(RunProfile profile, CaseFilter filter, TextWr
     public List<double> MatmulRates { get; } = [];
 
     public double? AttainableGflopPerSecond => MatmulRates.Count == 0 ? null : MatmulRates.Max();
-
-    private double quietBudgetSeconds = profile.QuietWaitBudgetSeconds;
-
-    /// <summary>
-    /// Waits until other processes leave the cores free: at most the profile's wait per case, and no more once the
-    /// run's waiting budget is spent.
-    /// </summary>
-    public void WaitForQuiet() => quietBudgetSeconds -= Quiet.Wait(Math.Min(Profile.QuietWaitSeconds, quietBudgetSeconds), Profile.QuietThreshold, Log);
 }
 
 /// <summary>Markdown tables, and the page whose marked sections they replace.</summary>
@@ -88,11 +80,11 @@ internal static class Markdown
     private static string Begin(string name) => $"<!-- table:{name} -->\n";
     private static string End(string name) => $"<!-- /table:{name} -->";
 
-    /// <summary>All tables in one file, each in its markers under a heading of its name.</summary>
+    /// <summary>All tables in one file, each in its markers under a heading of its name and page.</summary>
     public static void WriteTables(string path, string title, IEnumerable<ResultTable> tables)
     {
         var md = new StringBuilder(title).Append("\n\n");
-        foreach (var t in tables) md.Append($"## {t.Name}\n\n{Begin(t.Name)}{t.Markdown}{End(t.Name)}\n\n");
+        foreach (var t in tables) md.Append($"## {t.Name} (docs/{t.Page})\n\n{Begin(t.Name)}{t.Markdown}{End(t.Name)}\n\n");
         File.WriteAllText(path, md.ToString());
     }
 

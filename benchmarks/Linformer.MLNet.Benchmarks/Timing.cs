@@ -138,9 +138,51 @@ internal static class Harness
     }
 
     /// <summary>
-    /// A side of a paired comparison (ML.NET against the raw network, fp32 against bf16): <paramref name="warmups"/>
-    /// untimed calls, then one timed call per round of <paramref name="samples"/> rounds; what it returns is kept alive.
+    /// A side of a paired comparison (engines, ML.NET against the raw network, fp32 against bf16): <paramref name="warmups"/>
+    /// untimed calls, then one timed call per round of <paramref name="samples"/> rounds, each right after an untimed call
+    /// of the same side (and <paramref name="before"/>), so that every side is timed warm, as repeated calls in an
+    /// application are, whichever side ran before it. What a call returns is kept alive.
     /// </summary>
-    public static InterleavedCase Side(Func<double> call, int warmups, int samples, Action? beforeEach = null)
-        => new(() => GC.KeepAlive(call()), beforeEach, new RepetitionPolicy(warmups, samples, samples, 0), 1, measureMemory: false);
+    public static InterleavedCase Side(Func<double> call, int warmups, int samples, Action? before = null)
+        => new(() => GC.KeepAlive(call()), () => { before?.Invoke(); GC.KeepAlive(call()); },
+            new RepetitionPolicy(warmups, samples, samples, 0), 1, measureMemory: false);
+}
+
+/// <summary>One side of a <see cref="Comparison"/>: its samples (one per round) and how far its output is from the first side's.</summary>
+internal sealed record SideResult(string Name, Timing Timing, double MaxAbsDifference = 0, double RelativeDifference = 0);
+
+/// <summary>
+/// Sides measured in the same rounds (<see cref="Harness.Side"/>): sample i of every side comes from round i.
+/// <see cref="Items"/> is the rows or sequences one sample processes.
+/// </summary>
+internal sealed record Comparison(string Id, MlNetModel? Model, int SequenceLength, double Items, IReadOnlyList<SideResult> Sides)
+{
+    /// <summary>The load averages (1/5/15 min) before and after the comparison: how busy the machine was.</summary>
+    public (string Before, string After) Load { get; init; }
+
+    public SideResult? Find(string side) => Sides.FirstOrDefault(s => s.Name == side);
+    public SideResult this[string side] => Find(side) ?? throw new KeyNotFoundException($"{Id} has no side '{side}'.");
+
+    /// <summary>Items per second of <paramref name="side"/> (its median sample).</summary>
+    public double Rate(string side) => Items / (this[side].Timing.MedianMs * 1e-3);
+
+    /// <summary>How much faster <paramref name="side"/> ran than <paramref name="baseline"/> in each round (baseline ms ÷ side ms).</summary>
+    public IReadOnlyList<double> Ratios(string side, string baseline)
+        => this[baseline].Timing.SamplesMs.Zip(this[side].Timing.SamplesMs, (b, s) => b / s).ToList();
+
+    /// <summary>The median of the per-round speed ratios; NaN when either side was not measured.</summary>
+    public double Speed(string side, string baseline) => Find(side) is null || Find(baseline) is null ? double.NaN : Timing.Median(Ratios(side, baseline));
+
+    /// <summary>The largest absolute and the relative L2 difference of <paramref name="actual"/> from <paramref name="reference"/>.</summary>
+    public static (double MaxAbs, double Relative) Difference(float[] reference, float[] actual)
+    {
+        if (reference.Length != actual.Length) throw new InvalidOperationException($"Outputs differ in length: {reference.Length} and {actual.Length}.");
+        double max = 0, diff = 0, norm = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            double d = actual[i] - (double)reference[i];
+            (max, diff, norm) = (Math.Max(max, Math.Abs(d)), diff + d * d, norm + reference[i] * (double)reference[i]);
+        }
+        return double.IsFinite(max) ? (max, Math.Sqrt(diff / Math.Max(norm, double.Epsilon))) : throw new InvalidOperationException("An output is not finite.");
+    }
 }
