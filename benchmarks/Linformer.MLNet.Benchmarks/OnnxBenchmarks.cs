@@ -37,7 +37,7 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
             var c = Layer(n, run) with { Load = (before, MachineInfo.LoadAverage()) };
             Results.Add(c);
             foreach (var e in c.Sides)
-                run.Log.WriteLine($"{c.Id}: {e.Name} median {e.Timing.MedianMs:F2} ms ({e.Timing.Repetitions} rounds), max |diff| {e.MaxAbsDifference:E1}");
+                run.Log.WriteLine($"{c.Id}: {e.Name} median {e.Timing.MedianMs:F2} ms (rounds: {string.Join(", ", e.Timing.SamplesMs.Select(x => F(x, 1)))}), max |diff| {e.MaxAbsDifference:E1}");
         }
     }
 
@@ -91,6 +91,9 @@ internal sealed class OnnxBenchmarks : IBenchmarkSection
                 GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = get_num_threads(), InterOpNumThreads = 1,
                 ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             };
+            // Idle ONNX Runtime threads spin by default: on shared cores they slowed whichever engine ran next (up to
+            // 2× at N = 512, alternating with the order) and cost ONNX Runtime nothing measurable when off.
+            sessionOptions.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
             owned.AddRange([input, mask, outputValue, runOptions, sessionOptions]);
             foreach (var (engine, quantization) in new[] { (OrtFp32, LinformerOnnxQuantization.None), (OrtInt8, LinformerOnnxQuantization.Int8) })
             {
