@@ -182,4 +182,21 @@ public sealed class BenchmarkPageTests
         Says(Page, $"the float model, 2 layers at batch 32, ran at {F(Number(Engine("floats", "ONNX Runtime fp32, `Transform`")[2]), 2)}× (fp32) " +
                    $"and {F(Number(Engine("floats", "ONNX Runtime int8, `Transform`")[2]), 2)}× (int8)");
     }
+
+    [TestMethod]
+    public void TheMemorySentencesAreTheirTable()
+    {
+        string memory = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "memory.md"));
+        var table = Regex.Match(memory, @"<!-- table:fit-memory -->\n((?:.|\n)*?)<!-- /table:fit-memory -->");
+        Assert.IsTrue(table.Success, "docs/memory.md has no fit-memory table");
+        var rows = table.Groups[1].Value.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) && char.IsDigit(l[2])).Select(Cells).ToList();
+        Assert.HasCount(2, rows, "docs/memory.md compares two row counts");
+        double Count(string[] row) => double.Parse(row[0], NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+        Assert.AreEqual(20, Count(rows[1]) / Count(rows[0]), "the page says twenty times the rows");
+        var ratios = Regex.Match(table.Groups[1].Value, @"\*\*([\d.]+)\*\* \(the rise above the RSS before `Fit`: \*\*([\d.]+)\*\*\)");
+        Assert.IsTrue(ratios.Success, "the fit-memory table has no ratio line");
+        double peak = Number(ratios.Groups[1].Value), rise = Number(ratios.Groups[2].Value);
+        Says(memory, $"Twenty times the rows: the peak grows by {F((peak - 1) * 100, 1)}% (the rise by {F((rise - 1) * 100, 1)}%)", "docs/memory.md");
+        Says(memory, $"the runs took {rows[0][4]} and {rows[1][4]}", "docs/memory.md");
+    }
 }

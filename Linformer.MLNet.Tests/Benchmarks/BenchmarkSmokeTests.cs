@@ -5,14 +5,17 @@ namespace Linformer.MLNet.Tests.Benchmarks;
 
 /// <summary>
 /// The benchmark program's smoke mode (tiny sizes, every code path: layer cases, profile, ML.NET overhead and training
-/// throughput, ONNX Runtime, float32 against bfloat16, tables and plots) runs from its built dll, writes every table
-/// docs/benchmarks.md and docs/benchmarks-precision.md have a place for, and replaces only the marked tables of a page.
+/// throughput, ONNX Runtime, float32 against bfloat16, Fit's peak memory, tables and plots) runs from its built dll,
+/// writes every table its pages of docs/ have a place for, and replaces only the marked tables of a page.
 /// No timing is checked.
 /// </summary>
 [TestClass]
 public sealed class BenchmarkSmokeTests
 {
     public TestContext TestContext { get; set; } = null!;
+
+    /// <summary>The pages of docs/ whose marked tables the benchmark program writes.</summary>
+    private static readonly string[] Pages = ["benchmarks.md", "benchmarks-precision.md", "memory.md"];
 
     private static string BenchmarkDll()
     {
@@ -47,14 +50,14 @@ public sealed class BenchmarkSmokeTests
             // tables.md heads each table with its name and the page it belongs to.
             var written = Regex.Matches(File.ReadAllText(Path.Combine(output, "tables.md")), @"^## ([a-z0-9-]+) \(docs/([a-z-]+\.md)\)$", RegexOptions.Multiline)
                 .Select(m => (Table: m.Groups[1].Value, Page: m.Groups[2].Value)).ToList();
-            foreach (var name in new[] { "benchmarks.md", "benchmarks-precision.md" })
+            foreach (var name in Pages)
             {
                 var onPage = TableNames(File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", name)));
                 Assert.HasCount(onPage.Distinct().Count(), onPage, $"a table is marked twice on docs/{name}");
                 CollectionAssert.AreEquivalent(onPage, written.Where(w => w.Page == name).Select(w => w.Table).ToList(),
                     $"the smoke run's tables for docs/{name} and the page's marked tables differ");
             }
-            Assert.IsTrue(written.All(w => w.Page is "benchmarks.md" or "benchmarks-precision.md"), string.Join(", ", written));
+            Assert.IsTrue(written.All(w => Pages.Contains(w.Page)), string.Join(", ", written));
 
             var page = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "docs", "benchmarks.md"));
             foreach (Match link in Regex.Matches(page, @"\]\(images/([^)]+\.png)\)"))

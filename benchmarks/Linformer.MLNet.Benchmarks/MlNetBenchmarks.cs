@@ -180,22 +180,26 @@ internal sealed class MlNetBenchmarks : IBenchmarkSection
             collected?.AddRange(features);
             return features[0];
         }
-        double Batched(int count, Action<int> forward)
+        double RawPass()
         {
             double sum = 0;
-            for (int b = 0, rows = 0; rows < count; b++, rows += m.Batch)
+            for (int b = 0; b < tensors.Count; b++)
             {
-                forward(b);
-                for (int r = 0; r < Math.Min(m.Batch, count - rows); r++) sum += Consume(output.AsSpan(r * width, width));
+                RawForward(network, tensors[b], output);
+                for (int r = 0; r < batches[b].Count; r++) sum += Consume(output.AsSpan(r * width, width));
             }
             return sum;
         }
-        double RawPass() => Batched(rowCount, b => RawForward(network, tensors[b], output));
-        var int8Path = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-{Guid.NewGuid():N}.onnx");
-        using (var file = File.Create(int8Path)) transformer.ExportToOnnx(file, LinformerOnnxQuantization.Int8);
         using var ortFp32 = transformer.ToOnnxRuntime();
-        using var ortInt8 = transformer.ToOnnxRuntime(int8Path);
-        File.Delete(int8Path);
+        var int8Path = Path.Combine(Path.GetTempPath(), $"linformer-benchmark-{Guid.NewGuid():N}.onnx");
+        LinformerOnnxTransformer ortInt8;
+        try
+        {
+            using (var file = File.Create(int8Path)) transformer.ExportToOnnx(file, LinformerOnnxQuantization.Int8);
+            ortInt8 = transformer.ToOnnxRuntime(int8Path);
+        }
+        finally { File.Delete(int8Path); }
+        using var ortInt8Owner = ortInt8;
         var sides = new List<(string Name, Func<double> Pass)>
         {
             (Transform, () => TransformPass(transformer, data, Consume)), (Raw, RawPass),

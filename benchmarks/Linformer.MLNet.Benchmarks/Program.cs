@@ -7,7 +7,7 @@ using Linformer.MLNet.Benchmarks;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-if (args is ["streaming-memory", ..]) return StreamingMemory.Run(args[1..]);
+if (args is [StreamingMemory.ChildFlag, var rows]) return StreamingMemory.Child(int.Parse(rows, CultureInfo.InvariantCulture));
 
 var patterns = new List<string>();
 bool quick = false, smoke = false, list = false, updateDocs = false, emulatedBf16 = false;
@@ -40,7 +40,7 @@ if (patterns.Count == 0 && (smoke || list)) patterns.Add("*");
 if (patterns.Count == 0) return Usage(Console.Error, 2, "Give a filter: '*' for everything, or e.g. layer/inference, matmul, profile, overhead, fit.");
 var filter = new CaseFilter(patterns);
 // The parts of the benchmark, in the order they run. A new part: a class implementing IBenchmarkSection, one line here.
-IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks(), new OnnxBenchmarks(), new PrecisionBenchmarks(emulatedBf16)];
+IBenchmarkSection[] sections = [new LayerBenchmarks(), new ProfileBenchmarks(), new MlNetBenchmarks(), new OnnxBenchmarks(), new PrecisionBenchmarks(emulatedBf16), new StreamingMemory()];
 
 if (list)
 {
@@ -98,7 +98,6 @@ static int Usage(TextWriter w, int code, string? error = null)
     w.WriteLine("""
         usage: dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- <filter...> [--quick | --smoke]
                    [--out DIR] [--update-docs | --page FILE] [--device cpu|cuda[:i]] [--libtorch DIR] [--emulated-bf16] [--list]
-               ... -- streaming-memory [rows...]   Fit's peak memory against the row count (docs/memory.md)
         <filter> is glob patterns over case ids ('*' for everything; --list prints them). docs/benchmarks.md says
         what each option does.
         """);

@@ -24,6 +24,8 @@ internal sealed record RunProfile
     public required RepetitionPolicy Layer { get; init; }
     public required RepetitionPolicy Parts { get; init; }
     public required MlNetSettings MlNet { get; init; }
+    /// <summary>Training rows of the <c>Fit</c> peak-memory cases (docs/memory.md), one process each.</summary>
+    public required int[] FitMemoryRows { get; init; }
 
     /// <summary>A case predicted (from the previous N) to take longer than this per iteration is skipped.</summary>
     public required double MaxSecondsPerIteration { get; init; }
@@ -42,6 +44,7 @@ internal sealed record RunProfile
         Layer = new RepetitionPolicy(Warmups: 2, MinRepetitions: 3, MaxRepetitions: 15, SecondsPerCase: 3),
         Parts = new RepetitionPolicy(Warmups: 2, MinRepetitions: 5, MaxRepetitions: 25, SecondsPerCase: 1),
         MlNet = new([QuickStart(512), Floats(512)], 256, 7, QuickStart(512), 20, 300, QuickStart(512), 256, 1, 4),
+        FitMemoryRows = [10_000, 200_000],
         MaxSecondsPerIteration = 45,
     };
 
@@ -54,6 +57,7 @@ internal sealed record RunProfile
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 5, SecondsPerCase: 0.8),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 3, MaxRepetitions: 9, SecondsPerCase: 0.3),
         MlNet = new([QuickStart(256), Floats(256)], 128, 3, QuickStart(256), 10, 100, QuickStart(256), 64, 1, 2),
+        FitMemoryRows = [2_000, 20_000],
         MaxSecondsPerIteration = 10,
     };
 
@@ -69,6 +73,7 @@ internal sealed record RunProfile
         Layer = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
         Parts = new RepetitionPolicy(Warmups: 1, MinRepetitions: 1, MaxRepetitions: 2, SecondsPerCase: 0.01),
         MlNet = new([TinyTokens, new("floats", 32, 0, 2, 16, 8, 2, 1, 32, 4)], 10, 1, TinyTokens, 1, 4, TinyTokens, 10, 1, 1),
+        FitMemoryRows = [300, 600],
         MaxSecondsPerIteration = 5,
     };
 

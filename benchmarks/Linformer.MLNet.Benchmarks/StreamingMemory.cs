@@ -3,23 +3,20 @@ using System.Globalization;
 using System.Reflection;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using static Linformer.MLNet.Benchmarks.Markdown;
 
 namespace Linformer.MLNet.Benchmarks;
 
 /// <summary>
 /// Peak memory of <c>Fit</c> against the number of training rows (docs/memory.md): a tiny model trains one epoch on
-/// 10 000 and on 200 000 generated rows of N = 512 tokens (as Int64 ids, 200 000 rows are 0.8 GB, as held in memory
-/// before training read from the cursor), each in a fresh process, and the peak resident memory of each Fit is
-/// printed side by side.
-/// <code>
-/// dotnet run -c Release --project benchmarks/Linformer.MLNet.Benchmarks -- streaming-memory [rows...]
-/// </code>
-/// Each size runs as <c>streaming-memory --child ROWS</c> in its own process, so one run's peak cannot hide another's.
+/// generated rows of N = 512 tokens (the full profile: 10 000 and 200 000 rows; as Int64 ids, 200 000 rows are 0.8 GB,
+/// what holding them in memory before training would cost). Each size runs in a process of its own (the program runs
+/// itself with <c>--fit-memory-child ROWS</c>), so that one run's peak cannot hide another's.
 /// </summary>
-internal static class StreamingMemory
+internal sealed class StreamingMemory : IBenchmarkSection
 {
-    private const int N = 512;
-    private const int Vocabulary = 256;
+    private const int N = 512, Vocabulary = 256;
+    public const string ChildFlag = "--fit-memory-child";
 
     public sealed class Row
     {
@@ -27,43 +24,43 @@ internal static class StreamingMemory
         public bool Label { get; set; }
     }
 
-    public static int Run(string[] args)
+    private readonly List<(int Rows, double PeakMiB, double RiseMiB, double Seconds)> results = [];
+
+    private static string Id(int rows) => $"memory/fit/{rows}";
+
+    public IEnumerable<string> CaseIds(RunProfile profile) => profile.FitMemoryRows.Select(Id);
+
+    public void Run(BenchmarkRun run)
     {
-        if (args is ["--child", var count]) return Child(int.Parse(count, CultureInfo.InvariantCulture));
-        var sizes = args.Length > 0 ? args.Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray() : [10_000, 200_000];
-        Console.WriteLine($"Fit's peak memory against the number of rows: N = {N} tokens, width 8, 1 layer, k = 8, batch 256, 1 epoch, 1 thread, " +
-                          $"ValidationFraction 0.1, default shuffle buffer; each size in its own process; {MachineInfo.Describe()}");
-        var peaks = new List<(int Rows, double PeakMiB, double RiseMiB, double Seconds)>();
-        foreach (int rows in sizes)
+        foreach (int rows in run.Profile.FitMemoryRows.Where(r => run.Filter.Matches(Id(r))))
         {
-            var (exit, output) = RunChild(rows);
-            var lines = output.TrimEnd().Split('\n');
-            Console.WriteLine(string.Join('\n', exit == 0 ? lines[..^1] : lines));
-            if (exit != 0) { Console.Error.WriteLine($"streaming-memory --child {rows} exited with {exit}."); return exit; }
-            // The child's last line, not shown: peak MiB, rise MiB, seconds.
-            var v = lines[^1].Split(' ').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-            peaks.Add((rows, v[0], v[1], v[2]));
+            var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+            foreach (var a in new[] { ChildFlag, rows.ToString(CultureInfo.InvariantCulture) }) start.ArgumentList.Add(a);
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEndAsync();
+            string output = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            if (process.ExitCode != 0)
+                throw new InvalidOperationException($"{Id(rows)}: the child process exited with {process.ExitCode}: {output}{error.Result}");
+            var v = output.Trim().Split(' ').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();   // peak MiB, rise MiB, seconds
+            results.Add((rows, v[0], v[1], v[2]));
+            run.Log.WriteLine($"{Id(rows)}: peak RSS during Fit {v[0]:F1} MiB ({v[1]:F1} MiB above the RSS before), {v[2]:F1} s");
         }
-        Console.WriteLine();
-        Console.Write(Markdown.Table(["rows", "as Int64 ids in memory", "peak RSS during Fit", "rise above RSS before Fit", "Fit time"], peaks.Select(p => new[]
-        {
-            p.Rows.ToString("N0", CultureInfo.InvariantCulture), $"{Markdown.F(p.Rows * (double)N * sizeof(long) / (1 << 20), 0)} MiB",
-            $"{Markdown.F(p.PeakMiB, 0)} MiB", $"{Markdown.F(p.RiseMiB, 0)} MiB", $"{Markdown.F(p.Seconds, 0)} s",
-        })));
-        if (peaks.Count > 1)
-            Console.WriteLine(FormattableString.Invariant($"peak RSS, {peaks[^1].Rows:N0} rows ÷ {peaks[0].Rows:N0} rows: {peaks[^1].PeakMiB / peaks[0].PeakMiB:F3}"));
-        return 0;
     }
 
-    private static (int Exit, string Output) RunChild(int rows)
+    public IEnumerable<ResultTable> Tables(BenchmarkRun run)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
-        foreach (var a in new[] { "streaming-memory", "--child", rows.ToString(CultureInfo.InvariantCulture) }) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output);
+        if (results.Count == 0) yield break;
+        var (first, last) = (results[0], results[^1]);
+        yield return new("fit-memory", Table(["rows", "the rows as Int64 ids", "peak RSS during `Fit`", "rise above the RSS before `Fit`", "`Fit` time"],
+            results.Select(r => new[]
+            {
+                r.Rows.ToString("N0", CultureInfo.InvariantCulture), $"{F(r.Rows * (double)N * sizeof(long) / (1 << 20), 0)} MiB",
+                $"{F(r.PeakMiB, 0)} MiB", $"{F(r.RiseMiB, 0)} MiB", $"{F(r.Seconds, 0)} s",
+            })) + (results.Count < 2 ? "" : $"\nPeak RSS, {last.Rows:N0} rows ÷ {first.Rows:N0} rows: **{F(last.PeakMiB / first.PeakMiB, 3)}** " +
+                                              $"(the rise above the RSS before `Fit`: **{F(last.RiseMiB / first.RiseMiB, 3)}**).\n"),
+            CaseIds(run.Profile).All(run.Filter.Matches), "memory.md");
     }
 
     /// <summary>Rows made when the cursor asks for them (ML.NET streams a lazy enumerable, pass by pass): token 0 decides the label.</summary>
@@ -78,12 +75,12 @@ internal static class StreamingMemory
         }
     }
 
-    private static int Child(int rows)
+    /// <summary>One size, in the child process: writes "peak-MiB rise-MiB seconds" on one line.</summary>
+    public static int Child(int rows)
     {
         // One intra-op thread: the model is tiny, and on a busy machine libtorch's thread pool only adds contention.
         TorchSharp.torch.set_num_threads(1);
         var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(Generate(rows));
         var options = new LinformerEstimator.Options
         {
             InputColumnName = "Tokens", LabelColumnName = "Label", VocabularySize = Vocabulary, ModelWidth = 8, ProjectedLength = 8,
@@ -92,12 +89,15 @@ internal static class StreamingMemory
         };
         var watch = Stopwatch.StartNew();
         LinformerTransformer? model = null;
-        long? rise = PeakMemory.Measure(() => model = ml.Transforms.Linformer(options).Fit(data));
+        long? rise = PeakMemory.Measure(() => model = ml.Transforms.Linformer(options).Fit(ml.Data.LoadFromEnumerable(Generate(rows))));
         watch.Stop();
-        long peak = rise is null ? 0 : PeakMemory.HighWaterMarkBytes();   // PeakMemory.Measure reset it before Fit
         model!.Dispose();
-        if (rise is null) { Console.Error.WriteLine("peak memory is measured on Linux only (/proc/self/status)."); return 2; }
-        Console.WriteLine(FormattableString.Invariant($"{rows:N0} rows: peak RSS during Fit {peak / 1048576.0:F1} MiB ({rise.Value / 1048576.0:F1} MiB above the RSS before), {watch.Elapsed.TotalSeconds:F1} s"));
+        if (rise is null)
+        {
+            Console.Error.WriteLine("peak memory is measured on Linux only (/proc/self/status).");
+            return 2;
+        }
+        long peak = PeakMemory.HighWaterMarkBytes();   // PeakMemory.Measure reset it before Fit
         Console.WriteLine(FormattableString.Invariant($"{peak / 1048576.0:F1} {rise.Value / 1048576.0:F1} {watch.Elapsed.TotalSeconds:F1}"));
         return 0;
     }
