@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using Linformer.MLNet.Benchmarks;
 
-// Linformer encoder-layer benchmarks; docs/benchmarks.md says what is measured and how. This program writes the
-// result tables (and plots); the page's text is written by people.
+// The benchmark program: docs/benchmarks.md says what is measured and how. It writes the result tables (and plots)
+// of docs/benchmarks.md, docs/benchmarks-precision.md and docs/memory.md; the pages' text is written by people.
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -55,7 +55,8 @@ if (BenchDevice.Select(device, libtorch) is { } deviceError)
 }
 
 string output = Path.GetFullPath(outDirectory ?? Path.Combine(Path.GetTempPath(), $"linformer-benchmarks-{profile.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
-string command = $"{string.Join(" ", patterns.Select(p => p.Contains('*') ? $"'{p}'" : p))}{(profile == RunProfile.Full ? "" : $" --{profile.Name}")}";
+string command = $"{string.Join(" ", patterns.Select(p => p.Contains('*') ? $"'{p}'" : p))}{(profile == RunProfile.Full ? "" : $" --{profile.Name}")}" +
+                 (emulatedBf16 ? " --emulated-bf16" : "");
 var run = new BenchmarkRun(profile, filter, Console.Out);
 var clock = Stopwatch.StartNew();
 Console.WriteLine($"{command}: profile {profile.Name}, C={profile.Channels}, H={profile.Heads}, FF={profile.FeedForward}, B={profile.Batch}, " +
